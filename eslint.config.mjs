@@ -1,0 +1,54 @@
+// Lint rules plus the architecture, enforced: Nx's module-boundary rule forbids the imports
+// that would blur the package map in the README.
+import nx from '@nx/eslint-plugin';
+import tseslint from 'typescript-eslint';
+
+const notOpenCV = ['@u4/opencv4nodejs'];
+
+export default tseslint.config(
+  { ignores: ['**/node_modules/**', '**/dist/**', 'tmp/**', '**/*.js', '**/*.mjs', '**/*.cjs'] },
+  ...tseslint.configs.recommended,
+  {
+    files: ['**/*.ts'],
+    plugins: { '@nx': nx },
+    rules: {
+      '@typescript-eslint/no-unused-vars': ['error', { argsIgnorePattern: '^_', varsIgnorePattern: '^_' }],
+      '@nx/enforce-module-boundaries': [
+        'error',
+        {
+          enforceBuildableLibDependency: false,
+          banTransitiveDependencies: true,
+          depConstraints: [
+            // protocol: bytes and schemas only, nothing internal, never OpenCV.
+            { sourceTag: 'scope:protocol', onlyDependOnLibsWithTags: [], bannedExternalImports: notOpenCV },
+            { sourceTag: 'scope:media', onlyDependOnLibsWithTags: [], bannedExternalImports: notOpenCV },
+            // the one place that may import OpenCV.
+            { sourceTag: 'scope:opencv', onlyDependOnLibsWithTags: ['scope:protocol', 'scope:media'] },
+            { sourceTag: 'scope:testkit', onlyDependOnLibsWithTags: ['scope:protocol', 'scope:media'], bannedExternalImports: notOpenCV },
+            // apps: production code never reaches for the testkit (tests are allowed below).
+            { sourceTag: 'scope:app', onlyDependOnLibsWithTags: ['scope:protocol', 'scope:media', 'scope:opencv'], bannedExternalImports: notOpenCV },
+          ],
+        },
+      ],
+    },
+  },
+  {
+    // Tests, benchmarks and scripts may use the testkit (and the adapter, to check real pixels).
+    files: ['**/*.spec.ts', '**/test/**/*.ts', '**/bench/**/*.ts'],
+    rules: {
+      '@nx/enforce-module-boundaries': [
+        'error',
+        {
+          enforceBuildableLibDependency: false,
+          depConstraints: [
+            { sourceTag: 'scope:protocol', onlyDependOnLibsWithTags: [], bannedExternalImports: notOpenCV },
+            { sourceTag: 'scope:media', onlyDependOnLibsWithTags: [] },
+            { sourceTag: 'scope:opencv', onlyDependOnLibsWithTags: ['scope:protocol', 'scope:media', 'scope:testkit'] },
+            { sourceTag: 'scope:testkit', onlyDependOnLibsWithTags: ['scope:protocol', 'scope:media', 'scope:opencv'] },
+            { sourceTag: 'scope:app', onlyDependOnLibsWithTags: ['scope:protocol', 'scope:media', 'scope:opencv', 'scope:testkit', 'scope:app'] },
+          ],
+        },
+      ],
+    },
+  },
+);

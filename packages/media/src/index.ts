@@ -1,0 +1,64 @@
+/**
+ * The contracts between the apps (sender, receiver) and whatever captures, encodes or shows
+ * images: the OpenCV adapter implements them for real, the testkit with fakes. Types only,
+ * so that depending on this package never loads OpenCV.
+ */
+
+/** Wire encodings of one image; the protocol's frame header names one of these. */
+export type Encoding = 'raw-bgr' | 'jpeg' | 'png';
+
+/** An 8-bit image, rows top to bottom, pixels interleaved (BGR when channels = 3). */
+export interface RawImage {
+  readonly width: number;
+  readonly height: number;
+  readonly channels: number;
+  /** Exactly width * height * channels bytes, no row padding. */
+  readonly data: Buffer;
+}
+
+/** What a source really delivers, which may differ from what was asked for. */
+export interface SourceInfo {
+  /** Human-readable origin: "camera 0", "file demo.mp4", "test pattern". */
+  readonly description: string;
+  readonly width: number;
+  readonly height: number;
+  /** Frames per second the source paces itself at (0 when unknown). */
+  readonly fps: number;
+  /** True for cameras, URLs and the test pattern; false for files, which end. */
+  readonly live: boolean;
+}
+
+export interface CapturedFrame {
+  readonly image: RawImage;
+  /** Wall-clock capture time, milliseconds since the Unix epoch (with fraction). */
+  readonly captureTimeMs: number;
+}
+
+/**
+ * A source of images. read() resolves with the next frame, waiting as long as the source's
+ * pacing requires, or null at the end of a finite source.
+ */
+export interface FrameSource {
+  readonly info: SourceInfo;
+  read(): Promise<CapturedFrame | null>;
+  close(): Promise<void>;
+}
+
+/** Encodes images to wire payloads and back. Implementations must not block the event loop. */
+export interface FrameCodec {
+  encode(image: RawImage, encoding: Encoding, options?: { quality?: number }): Promise<Buffer>;
+  decode(payload: Buffer, encoding: Encoding, shape: { width: number; height: number; channels: number }): Promise<RawImage>;
+}
+
+/** Where decoded frames go: a window, a recorder, a browser server. */
+export interface FrameSink {
+  /** Shows or stores one image; may drop it if the sink is busy, never queues without bound. */
+  write(image: RawImage): void | Promise<void>;
+  close(): Promise<void>;
+}
+
+/** A window that a person looks at; reports when they asked to close it. */
+export interface Display extends FrameSink {
+  /** Resolves when the person pressed q or Esc, or closed the window. */
+  readonly closed: Promise<void>;
+}
