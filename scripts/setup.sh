@@ -55,7 +55,7 @@ addon_loads() {
 }
 
 if [ -f "$addon" ] && addon_loads; then
-  :
+  [ -f "$cached" ] || { mkdir -p "$cache_root"; cp "$addon" "$cached.tmp.$$" && mv "$cached.tmp.$$" "$cached"; }
 elif [ -f "$cached" ]; then
   log "restoring cached opencv4nodejs addon: $cached"
   mkdir -p "$(dirname "$addon")"

@@ -1,0 +1,106 @@
+import type { FrameSink } from '@camstream/media';
+import { hasDisplay, OpenCVCodec, openRecorder, openWindow } from '@camstream/opencv';
+import type { StreamDescription } from '@camstream/protocol';
+import { parseReceiverArgs, RECEIVER_USAGE, UsageError, type ReceiverCliOptions } from './options';
+import { receive } from './receiver';
+import { formatStatsLine, ReceiverStats, type StatsSnapshot } from './stats';
+
+const log = (line: string) => process.stderr.write(`[receiver] ${line}\n`);
+
+/** Entry point of `camstream-receiver` and `nx run receiver:serve`. Sets process.exitCode. */
+export async function run(argv: string[]): Promise<void> {
+  let options: ReceiverCliOptions | 'help';
+  try {
+    options = parseReceiverArgs(argv);
+  } catch (err) {
+    if (!(err instanceof UsageError)) throw err;
+    process.stderr.write(`camstream-receiver: ${err.message}\nTry --help.\n`);
+    process.exitCode = 2;
+    return;
+  }
+  if (options === 'help') {
+    process.stdout.write(RECEIVER_USAGE);
+    return;
+  }
+  try {
+    process.exitCode = await watch(options);
+  } catch (err) {
+    process.stderr.write(`camstream-receiver: ${(err as Error).message}\n`);
+    process.exitCode = 1;
+  }
+}
+
+async function watch(options: ReceiverCliOptions): Promise<number> {
+  const showWindow = decideDisplay(options.display);
+  const stats = new ReceiverStats();
+  const stop = new AbortController();
+  const print = (snapshot: StatsSnapshot, kind: 'interval' | 'summary') => {
+    const line = options.statsJson ? JSON.stringify({ kind, time: new Date().toISOString(), ...snapshot }) : `${kind === 'summary' ? 'summary: ' : ''}${formatStatsLine(snapshot)}`;
+    process.stdout.write(`${line}\n`);
+  };
+  const ticker = setInterval(() => {
+    const snapshot = stats.takeInterval();
+    if (!options.quiet) print(snapshot, 'interval');
+  }, 1000);
+  const onSignal = (signal: string) => {
+    log(`${signal}: stopping`);
+    stop.abort();
+  };
+  process.once('SIGINT', onSignal);
+  process.once('SIGTERM', onSignal);
+  const deadline = options.durationS === undefined ? undefined : setTimeout(() => stop.abort(), options.durationS * 1000);
+
+  const openSinks = async (stream: StreamDescription): Promise<FrameSink[]> => {
+    const sinks: FrameSink[] = [];
+    if (showWindow) {
+      const window = await openWindow(`camstream: ${stream.source ?? 'stream'} (${options.host}:${options.port})`);
+      void window.closed.then(() => {
+        log('window closed: stopping');
+        stop.abort();
+      });
+      sinks.push(window);
+    }
+    if (options.record) {
+      sinks.push(await openRecorder(options.record, { fps: stream.fps || 30, width: stream.width, height: stream.height }));
+      log(`recording to ${options.record}`);
+    }
+    return sinks;
+  };
+
+  try {
+    const result = await receive({
+      host: options.host,
+      port: options.port,
+      name: options.name,
+      codec: new OpenCVCodec(),
+      openSinks,
+      ...(options.frames === undefined ? {} : { maxFrames: options.frames }),
+      reconnect: options.reconnect,
+      stats,
+      log,
+      signal: stop.signal,
+    });
+    print(stats.summary(), 'summary');
+    if (result.outcome === 'failed') {
+      process.stderr.write(`camstream-receiver: ${result.error.message}\n`);
+      return 1;
+    }
+    return 0;
+  } finally {
+    clearInterval(ticker);
+    if (deadline) clearTimeout(deadline);
+    process.off('SIGINT', onSignal);
+    process.off('SIGTERM', onSignal);
+  }
+}
+
+/** Never let OpenCV open a window without a display: Qt would abort the whole process. */
+function decideDisplay(mode: ReceiverCliOptions['display']): boolean {
+  if (mode === 'off') return false;
+  const available = hasDisplay();
+  if (mode === 'on' && !available) {
+    throw new Error('--display on, but no display is available (DISPLAY is not set or the X server does not answer)');
+  }
+  if (!available) log('no display available (DISPLAY is not set or unreachable): running headless, printing stats');
+  return available;
+}

@@ -1,0 +1,35 @@
+import { parseReceiverArgs, UsageError } from './options';
+
+describe('parseReceiverArgs', () => {
+  it('defaults to the local sender on the tutorial port, with reconnect on', () => {
+    expect(parseReceiverArgs([])).toMatchObject({ host: '127.0.0.1', port: 9999, display: 'auto', reconnect: true });
+  });
+
+  it('takes HOST[:PORT] as a positional, and options win over it', () => {
+    expect(parseReceiverArgs(['10.1.2.3:7000'])).toMatchObject({ host: '10.1.2.3', port: 7000 });
+    expect(parseReceiverArgs(['[::1]:7001'])).toMatchObject({ host: '::1', port: 7001 });
+    expect(parseReceiverArgs(['cam.local'])).toMatchObject({ host: 'cam.local', port: 9999 });
+    expect(parseReceiverArgs(['cam.local:7000', '--port', '7002'])).toMatchObject({ host: 'cam.local', port: 7002 });
+  });
+
+  it('names the bad option and what was wrong', () => {
+    expect(() => parseReceiverArgs(['--port', '70000'])).toThrow(/--port "70000": must be between 1 and 65535/);
+    expect(() => parseReceiverArgs(['--display', 'maybe'])).toThrow(UsageError);
+    expect(() => parseReceiverArgs(['--display', 'maybe'])).toThrow(/--display "maybe"/);
+    expect(() => parseReceiverArgs(['--frames', '0'])).toThrow(/--frames "0": must be at least 1/);
+    expect(() => parseReceiverArgs(['--duration', 'soon'])).toThrow(/--duration "soon"/);
+    expect(() => parseReceiverArgs(['--bogus'])).toThrow(/bogus/);
+    expect(() => parseReceiverArgs(['a', 'b'])).toThrow(/at most one HOST/);
+  });
+
+  it('parses the script options', () => {
+    expect(parseReceiverArgs(['--frames', '25', '--duration', '2.5', '--no-reconnect', '--record', 'x.avi', '--stats-json'])).toMatchObject({
+      frames: 25,
+      durationS: 2.5,
+      reconnect: false,
+      record: 'x.avi',
+      statsJson: true,
+    });
+    expect(parseReceiverArgs(['--help'])).toBe('help');
+  });
+});

@@ -1,0 +1,128 @@
+import { parseArgs } from 'node:util';
+import { hostname } from 'node:os';
+import { z } from 'zod';
+
+export const RECEIVER_USAGE = `Usage: camstream-receiver [options] [HOST[:PORT]]
+
+Receives a camstream over TCP, checks every frame, and shows it in a window, records it,
+or just prints stats.
+
+Options:
+  --host ADDR          sender address (default 127.0.0.1)
+  --port N             sender port (default 9999)
+  --display MODE       auto | on | off (default auto: a window when a display is available)
+  --record FILE        also record to a video file (.avi, Motion JPEG)
+  --frames N           exit after N frames (for scripts)
+  --duration S         exit after S seconds (for scripts)
+  --no-reconnect       exit when the sender is not there or goes away (default: retry with backoff)
+  --name TEXT          name this receiver reports to the sender (default: user@host)
+  --stats-json         print stats as one JSON object per line instead of text
+  --quiet              no per-second stats, only the final summary and errors
+  -h, --help           show this help
+
+Keys in the window: q or Esc quits; so does closing the window.
+`;
+
+export class UsageError extends Error {}
+
+const positiveInt = z.string().regex(/^\d+$/, 'expected a whole number').transform(Number).refine((n) => n >= 1, 'must be at least 1');
+
+const receiverOptionsSchema = z.object({
+  host: z.string().min(1),
+  port: z
+    .string()
+    .regex(/^\d+$/, 'expected a whole number')
+    .transform(Number)
+    .refine((n) => n >= 1 && n <= 65535, 'must be between 1 and 65535'),
+  display: z.enum(['auto', 'on', 'off']),
+  record: z.string().min(1).optional(),
+  frames: positiveInt.optional(),
+  duration: z
+    .string()
+    .regex(/^\d+(\.\d+)?$/, 'expected a number of seconds')
+    .transform(Number)
+    .refine((n) => n > 0, 'must be more than 0')
+    .optional(),
+  'no-reconnect': z.boolean(),
+  name: z.string().min(1).max(200),
+  'stats-json': z.boolean(),
+  quiet: z.boolean(),
+});
+
+export interface ReceiverCliOptions {
+  host: string;
+  port: number;
+  display: 'auto' | 'on' | 'off';
+  record: string | undefined;
+  frames: number | undefined;
+  durationS: number | undefined;
+  reconnect: boolean;
+  name: string;
+  statsJson: boolean;
+  quiet: boolean;
+}
+
+export function parseReceiverArgs(argv: string[]): ReceiverCliOptions | 'help' {
+  let parsedArgs;
+  try {
+    parsedArgs = parseArgs({
+      args: argv,
+      strict: true,
+      allowPositionals: true,
+      options: {
+        host: { type: 'string' },
+        port: { type: 'string' },
+        display: { type: 'string', default: 'auto' },
+        record: { type: 'string' },
+        frames: { type: 'string' },
+        duration: { type: 'string' },
+        'no-reconnect': { type: 'boolean', default: false },
+        name: { type: 'string', default: defaultName() },
+        'stats-json': { type: 'boolean', default: false },
+        quiet: { type: 'boolean', default: false },
+        help: { type: 'boolean', short: 'h', default: false },
+      },
+    });
+  } catch (err) {
+    throw new UsageError((err as Error).message);
+  }
+  const { values, positionals } = parsedArgs;
+  if (values.help) return 'help';
+  if (positionals.length > 1) throw new UsageError(`expected at most one HOST[:PORT], got ${positionals.join(' ')}`);
+  const target = positionals[0] ? splitHostPort(positionals[0]) : {};
+  const { help: _help, ...rest } = values;
+  const raw = { ...rest, host: values.host ?? target.host ?? '127.0.0.1', port: values.port ?? target.port ?? '9999' };
+  const parsed = receiverOptionsSchema.safeParse(raw);
+  if (!parsed.success) {
+    const issue = parsed.error.issues[0]!;
+    const option = String(issue.path[0]);
+    throw new UsageError(`--${option} ${JSON.stringify((raw as Record<string, unknown>)[option])}: ${issue.message}`, { cause: parsed.error });
+  }
+  const o = parsed.data;
+  return {
+    host: o.host,
+    port: o.port,
+    display: o.display,
+    record: o.record,
+    frames: o.frames,
+    durationS: o.duration,
+    reconnect: !o['no-reconnect'],
+    name: o.name,
+    statsJson: o['stats-json'],
+    quiet: o.quiet,
+  };
+}
+
+/** "host", "host:port", "[v6]:port" or ":port". */
+function splitHostPort(target: string): { host?: string; port?: string } {
+  const v6 = /^\[([^\]]+)\](?::(\d+))?$/.exec(target);
+  if (v6) return { host: v6[1]!, ...(v6[2] ? { port: v6[2] } : {}) };
+  const colon = target.lastIndexOf(':');
+  if (colon < 0) return { host: target };
+  const host = target.slice(0, colon);
+  return { ...(host ? { host } : {}), port: target.slice(colon + 1) };
+}
+
+function defaultName(): string {
+  return `${process.env.USER ?? 'receiver'}@${hostname()}`.slice(0, 200);
+}

@@ -1,0 +1,152 @@
+import type { FrameCodec, FrameSink, RawImage } from '@camstream/media';
+import type { FrameHeader, StreamDescription } from '@camstream/protocol';
+import { ReceiverStats } from './stats';
+import { LatestWins } from './latest-wins';
+import { runSession, type SessionEnd } from './session';
+
+export interface ReceiverOptions {
+  host: string;
+  port: number;
+  name: string;
+  codec: FrameCodec;
+  /** Opens the sinks (window, recorder) once the stream's size is known. */
+  openSinks: (stream: StreamDescription) => Promise<FrameSink[]>;
+  /** Stop after this many frames were received and checked. */
+  maxFrames?: number;
+  reconnect: boolean;
+  /** Backoff between attempts, doubling from min to max. */
+  backoffMs?: { min: number; max: number };
+  stats: ReceiverStats;
+  log: (line: string) => void;
+  signal: AbortSignal;
+}
+
+export type ReceiverResult =
+  | { outcome: 'frames-reached' | 'stopped' | 'sender-finished' }
+  | { outcome: 'failed'; error: Error };
+
+interface ReceivedFrame {
+  header: FrameHeader;
+  payload: Buffer;
+}
+
+/**
+ * Connects, checks and decodes frames, feeds the sinks; reconnects with exponential backoff when
+ * the sender is not there yet or goes away. Decoding is latest-wins: a slow display or recorder
+ * skips frames instead of queueing them.
+ */
+export async function receive(options: ReceiverOptions): Promise<ReceiverResult> {
+  const { stats, log, signal } = options;
+  const backoff = options.backoffMs ?? { min: 200, max: 5000 };
+  const { sequence } = stats;
+  let sinks: FrameSink[] = [];
+  let openedFor: string | undefined;
+  let sinkReady: Promise<void> = Promise.resolve();
+  let sinkError: Error | undefined;
+  let received = 0;
+  let delay = backoff.min;
+  const done = new AbortController();
+  const stopBoth = AbortSignal.any([signal, done.signal]);
+
+  const decodeAndShow = new LatestWins<ReceivedFrame>(
+    async ({ header, payload }) => {
+      const image: RawImage = await options.codec.decode(payload, header.encoding, header);
+      stats.frameDecoded(wallClockMs() - header.captureTime);
+      for (const sink of sinks) await sink.write(image);
+    },
+    (err) => {
+      stats.corrupt++;
+      log(`could not decode a frame: ${(err as Error).message}`);
+    },
+  );
+
+  try {
+    for (;;) {
+      sequence.reset();
+      const end: SessionEnd = await runSession(
+        { host: options.host, port: options.port, name: options.name, signal: stopBoth },
+        {
+          onStream: (stream) => {
+            log(`connected to ${options.host}:${options.port}: ${stream.source ?? 'stream'} ${stream.width}x${stream.height} ${stream.encoding} @ ${stream.fps} fps`);
+            delay = backoff.min;
+            const key = `${stream.width}x${stream.height}`;
+            if (openedFor !== key) {
+              // Sinks follow the stream's size; a restarted sender with a new size gets new ones.
+              void closeAll(sinks);
+              sinks = [];
+              openedFor = key;
+              sinkReady = options.openSinks(stream).then(
+                (opened) => {
+                  sinks = opened;
+                },
+                (err: Error) => {
+                  sinkError = err;
+                  done.abort();
+                },
+              );
+            }
+          },
+          onFrame: (header, payload) => {
+            sequence.accept(header);
+            stats.frameReceived(payload.length);
+            received++;
+            decodeAndShow.offer({ header, payload });
+            stats.skipped = decodeAndShow.skipped;
+            if (options.maxFrames !== undefined && received >= options.maxFrames) done.abort();
+          },
+        },
+      );
+      if (end.kind === 'stopped') {
+        await decodeAndShow.idle();
+        if (sinkError) return { outcome: 'failed', error: sinkError };
+        return { outcome: done.signal.aborted ? 'frames-reached' : 'stopped' };
+      }
+      if (end.kind === 'bye') log(`the sender said bye: ${end.reason}`);
+      else if (end.kind === 'refused') log(`the sender refused the connection: ${end.reason} (${end.code})`);
+      else log(end.error.message);
+      if (end.kind === 'failed' && isStreamError(end.error)) stats.corrupt++;
+
+      if (!options.reconnect) {
+        if (end.kind === 'bye') return { outcome: 'sender-finished' };
+        return { outcome: 'failed', error: end.kind === 'failed' ? end.error : new Error(end.reason) };
+      }
+      log(`reconnecting in ${(delay / 1000).toFixed(1)} s`);
+      if (!(await sleep(delay, stopBoth))) return { outcome: done.signal.aborted ? 'frames-reached' : 'stopped' };
+      delay = Math.min(backoff.max, delay * 2);
+    }
+  } finally {
+    await sinkReady;
+    await decodeAndShow.idle();
+    await closeAll(sinks);
+  }
+
+}
+
+/** Errors with a protocol-level code mean the bytes were wrong, not that the network failed. */
+function isStreamError(error: Error): boolean {
+  return /^ERR_/.test((error as { code?: unknown }).code as string);
+}
+
+function closeAll(sinks: FrameSink[]): Promise<unknown> {
+  return Promise.allSettled(sinks.map((s) => s.close()));
+}
+
+function wallClockMs(): number {
+  return performance.timeOrigin + performance.now();
+}
+
+/** Resolves true after ms, or false as soon as the signal aborts. */
+function sleep(ms: number, signal: AbortSignal): Promise<boolean> {
+  return new Promise((resolve) => {
+    if (signal.aborted) return resolve(false);
+    const timer = setTimeout(() => {
+      signal.removeEventListener('abort', onAbort);
+      resolve(true);
+    }, ms);
+    const onAbort = () => {
+      clearTimeout(timer);
+      resolve(false);
+    };
+    signal.addEventListener('abort', onAbort, { once: true });
+  });
+}

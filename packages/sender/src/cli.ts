@@ -1,0 +1,119 @@
+import { existsSync } from 'node:fs';
+import type { Display } from '@camstream/media';
+import { hasDisplay, OpenCVCodec, openSource, openWindow } from '@camstream/opencv';
+import type { StreamDescription } from '@camstream/protocol';
+import { parseSenderArgs, SENDER_USAGE, UsageError, type SenderOptions } from './options';
+import { pumpFrames } from './pump';
+import { SenderStats } from './stats';
+import { StreamServer } from './stream-server';
+
+const log = (line: string) => process.stderr.write(`[sender] ${line}\n`);
+
+/** Entry point of `camstream-sender` and `nx run sender:serve`. Sets process.exitCode. */
+export async function run(argv: string[]): Promise<void> {
+  let options: SenderOptions | 'help';
+  try {
+    options = parseSenderArgs(argv);
+  } catch (err) {
+    if (!(err instanceof UsageError)) throw err;
+    process.stderr.write(`camstream-sender: ${err.message}\nTry --help.\n`);
+    process.exitCode = 2;
+    return;
+  }
+  if (options === 'help') {
+    process.stdout.write(SENDER_USAGE);
+    return;
+  }
+  try {
+    process.exitCode = await serve(options);
+  } catch (err) {
+    process.stderr.write(`camstream-sender: ${(err as Error).message}\n`);
+    process.exitCode = 1;
+  }
+}
+
+async function serve(options: SenderOptions): Promise<number> {
+  const source = await openSource(resolveSourceSpec(options.source), {
+    width: options.width,
+    height: options.height,
+    fps: options.fps,
+    loop: options.loop,
+  });
+  let server: StreamServer | undefined;
+  let preview: Display | undefined;
+  const stop = new AbortController();
+  try {
+    const { info } = source;
+    log(`source: ${info.description}, ${info.width}x${info.height} @ ${info.fps || 'max'} fps`);
+    const stream: StreamDescription = {
+      width: info.width,
+      height: info.height,
+      fps: info.fps,
+      pixelFormat: 'bgr24',
+      encoding: options.encoding,
+      ...(options.encoding === 'jpeg' ? { quality: options.quality } : {}),
+      source: (options.name ?? info.description).slice(0, 200),
+    };
+    server = await StreamServer.listen({ host: options.host, port: options.port, stream, maxViewers: options.maxViewers, log });
+    warnIfExposed(options.host);
+    process.stdout.write(`LISTENING AT: ${server.address}\n`);
+
+    if (options.preview) {
+      if (hasDisplay()) {
+        const window = await openWindow('TRANSMITTING VIDEO');
+        preview = window;
+        void window.closed.then(() => stop.abort());
+      } else {
+        log('no display available (DISPLAY is not set or unreachable): running without the preview window');
+      }
+    }
+
+    const stats = new SenderStats(server, options.statsJson ? 'json' : 'text', options.quiet);
+    const onSignal = (signal: string) => {
+      log(`${signal}: stopping`);
+      stop.abort();
+    };
+    process.once('SIGINT', onSignal);
+    process.once('SIGTERM', onSignal);
+    const stopped = new Promise<'stopped'>((resolve) => stop.signal.addEventListener('abort', () => resolve('stopped')));
+
+    const activeServer = server;
+    const result = await Promise.race([
+      pumpFrames({
+        source,
+        codec: new OpenCVCodec(),
+        encoding: options.encoding,
+        quality: options.quality,
+        publish: (frame) => activeServer.broadcast(frame),
+        onEncoded: (ms, frame) => stats.frameSent(ms, frame.payload.length),
+        ...(preview ? { preview } : {}),
+        signal: stop.signal,
+      }),
+      stopped,
+    ]);
+    stats.stop();
+    process.off('SIGINT', onSignal);
+    process.off('SIGTERM', onSignal);
+    const reason = result === 'source-ended' ? 'end of stream' : 'sender shutting down';
+    log(reason);
+    await server.close(reason);
+    return 0;
+  } finally {
+    await server?.close('sender error');
+    await preview?.close();
+    await source.close();
+  }
+}
+
+/** `auto` means the first camera when there is one, else the built-in test pattern. */
+function resolveSourceSpec(spec: string): string {
+  if (spec !== 'auto') return spec;
+  if (existsSync('/dev/video0')) return '0';
+  log('no camera found (/dev/video0): streaming the built-in test pattern');
+  return 'test';
+}
+
+function warnIfExposed(host: string): void {
+  if (host === '127.0.0.1' || host === 'localhost' || host === '::1') return;
+  log(`WARNING: listening on ${host}: anyone who can reach this port can watch the stream.`);
+}

@@ -1,0 +1,127 @@
+import { parseArgs } from 'node:util';
+import { z } from 'zod';
+
+export const SENDER_USAGE = `Usage: camstream-sender [options]
+
+Captures live video with OpenCV and streams it over TCP to any number of receivers.
+
+Options:
+  --host ADDR          address to listen on (default 127.0.0.1; 0.0.0.0 for all interfaces)
+  --port N             TCP port (default 9999; 0 picks a free one)
+  --source SPEC        auto | test | camera index (0, camera:1) | video file | URL
+                       (default auto: camera 0 when one exists, else the test pattern)
+  --size WxH           requested frame size (default 1280x720)
+  --fps N              requested frame rate (default 30; 0 = as fast as the source allows)
+  --codec NAME         jpeg | png | raw (default jpeg)
+  --quality N          JPEG quality 1-100 (default 80)
+  --max-viewers N      receivers served at once (default 16)
+  --loop               restart a video file at its end instead of ending the stream
+  --preview            show what is sent in a local window ("TRANSMITTING VIDEO")
+  --name TEXT          stream name shown to receivers (default: the source)
+  --stats-json         print stats as one JSON object per line instead of text
+  --quiet              no stats lines, only errors
+  -h, --help           show this help
+`;
+
+export class UsageError extends Error {}
+
+const sizeSchema = z
+  .string()
+  .regex(/^\d{1,5}x\d{1,5}$/, 'expected WIDTHxHEIGHT, e.g. 1280x720')
+  .transform((s) => s.split('x').map(Number) as [number, number])
+  .refine(([w, h]) => w >= 16 && h >= 16 && w <= 16384 && h <= 16384, 'each side must be 16..16384');
+
+const intIn = (min: number, max: number) =>
+  z
+    .string()
+    .regex(/^\d+$/, 'expected a whole number')
+    .transform(Number)
+    .refine((n) => n >= min && n <= max, `must be between ${min} and ${max}`);
+
+const senderOptionsSchema = z.object({
+  host: z.string().min(1),
+  port: intIn(0, 65535),
+  source: z.string().min(1),
+  size: sizeSchema,
+  fps: intIn(0, 1000),
+  codec: z.enum(['jpeg', 'png', 'raw']),
+  quality: intIn(1, 100),
+  'max-viewers': intIn(1, 10000),
+  loop: z.boolean(),
+  preview: z.boolean(),
+  name: z.string().max(200).optional(),
+  'stats-json': z.boolean(),
+  quiet: z.boolean(),
+});
+
+export interface SenderOptions {
+  host: string;
+  port: number;
+  source: string;
+  width: number;
+  height: number;
+  fps: number;
+  encoding: 'raw-bgr' | 'jpeg' | 'png';
+  quality: number;
+  maxViewers: number;
+  loop: boolean;
+  preview: boolean;
+  name: string | undefined;
+  statsJson: boolean;
+  quiet: boolean;
+}
+
+/** Parses argv; returns 'help' for --help, throws UsageError naming the bad option. */
+export function parseSenderArgs(argv: string[]): SenderOptions | 'help' {
+  let values;
+  try {
+    ({ values } = parseArgs({
+      args: argv,
+      strict: true,
+      allowPositionals: false,
+      options: {
+        host: { type: 'string', default: '127.0.0.1' },
+        port: { type: 'string', default: '9999' },
+        source: { type: 'string', default: 'auto' },
+        size: { type: 'string', default: '1280x720' },
+        fps: { type: 'string', default: '30' },
+        codec: { type: 'string', default: 'jpeg' },
+        quality: { type: 'string', default: '80' },
+        'max-viewers': { type: 'string', default: '16' },
+        loop: { type: 'boolean', default: false },
+        preview: { type: 'boolean', default: false },
+        name: { type: 'string' },
+        'stats-json': { type: 'boolean', default: false },
+        quiet: { type: 'boolean', default: false },
+        help: { type: 'boolean', short: 'h', default: false },
+      },
+    }));
+  } catch (err) {
+    throw new UsageError((err as Error).message);
+  }
+  if (values.help) return 'help';
+  const { help: _help, ...rest } = values;
+  const parsed = senderOptionsSchema.safeParse(rest);
+  if (!parsed.success) {
+    const issue = parsed.error.issues[0]!;
+    const option = String(issue.path[0]);
+    throw new UsageError(`--${option} ${JSON.stringify((rest as Record<string, unknown>)[option])}: ${issue.message}`, { cause: parsed.error });
+  }
+  const o = parsed.data;
+  return {
+    host: o.host,
+    port: o.port,
+    source: o.source,
+    width: o.size[0],
+    height: o.size[1],
+    fps: o.fps,
+    encoding: o.codec === 'raw' ? 'raw-bgr' : o.codec,
+    quality: o.quality,
+    maxViewers: o['max-viewers'],
+    loop: o.loop,
+    preview: o.preview,
+    name: o.name,
+    statsJson: o['stats-json'],
+    quiet: o.quiet,
+  };
+}

@@ -1,0 +1,72 @@
+import type { Socket } from 'node:net';
+import { encodeMessage, type FrameHeader } from '@camstream/protocol';
+import type { EncodedFrame } from './encoded-frame';
+
+/**
+ * One connected receiver after its handshake. It owns a latest-wins slot: while the socket
+ * is still flushing the previous frame, a newer frame replaces the waiting one and the
+ * replaced frame counts as dropped (and is declared to the receiver in the next header).
+ * Memory per viewer is therefore at most one frame in flight plus one waiting, both shared
+ * with every other viewer.
+ */
+export class Viewer {
+  private flushing = false;
+  private waiting: EncodedFrame | undefined;
+  private droppedCount = 0;
+  private sentCount = 0;
+  private bytes = 0;
+
+  constructor(
+    readonly id: number,
+    readonly name: string,
+    private readonly socket: Socket,
+  ) {
+    socket.on('drain', () => this.onDrain());
+  }
+
+  get dropped(): number {
+    return this.droppedCount;
+  }
+
+  get sent(): number {
+    return this.sentCount;
+  }
+
+  get bytesSent(): number {
+    return this.bytes;
+  }
+
+  get remote(): string {
+    return `${this.socket.remoteAddress}:${this.socket.remotePort}`;
+  }
+
+  offer(frame: EncodedFrame): void {
+    if (this.socket.destroyed || this.socket.writableEnded) return;
+    if (!this.flushing) {
+      this.send(frame);
+      return;
+    }
+    if (this.waiting) this.droppedCount++;
+    this.waiting = frame;
+  }
+
+  private onDrain(): void {
+    this.flushing = false;
+    const next = this.waiting;
+    this.waiting = undefined;
+    if (next) this.send(next);
+  }
+
+  private send(frame: EncodedFrame): void {
+    const header: FrameHeader = { ...frame.header, dropped: this.droppedCount };
+    const { head, payload } = encodeMessage(header, frame.payload);
+    // Two writes inside cork(): one syscall, and the shared payload is never copied.
+    this.socket.cork();
+    this.socket.write(head);
+    const ok = this.socket.write(payload);
+    this.socket.uncork();
+    this.sentCount++;
+    this.bytes += head.length + payload.length;
+    if (!ok) this.flushing = true;
+  }
+}

@@ -1,0 +1,19 @@
+#!/usr/bin/env bash
+# The whole test suite from a fresh clone: set-up, type check, lint, then every project's tests.
+set -uo pipefail
+cd "$(dirname "$0")/.."
+
+# Xvfb, xdotool and ImageMagick let the tests open real windows and look at them;
+# python3-opencv runs the tutorial's pair for comparison.
+CAMSTREAM_SETUP_APT="xvfb xauth x11-utils xdotool imagemagick ${CAMSTREAM_TEST_APT:-}" bash scripts/setup.sh || exit 1
+
+export NX_DAEMON=false NX_NO_CLOUD=true NX_TUI=false NX_SKIP_NX_CACHE=${CI:+true}
+nx=node_modules/.bin/nx
+
+$nx run-many -t build lint --parallel=2 --outputStyle=stream || { echo "build or lint failed"; exit 1; }
+
+rm -rf tmp/jest
+$nx run-many -t test --parallel=1 --outputStyle=stream
+status=$?
+node scripts/summarize-tests.js tmp/jest
+exit $status
