@@ -1,0 +1,305 @@
+import { constants as bufferConstants } from 'node:buffer';
+import { crc32 } from './checksum';
+import {
+  DEFAULT_MAX_HEADER_BYTES,
+  DEFAULT_MAX_MESSAGE_BYTES,
+  HEADER_LENGTH_BYTES,
+  LENGTH_PREFIX_BYTES,
+} from './constants';
+import {
+  BadHeaderError,
+  ChecksumError,
+  LengthMismatchError,
+  ProtocolError,
+  TooLargeError,
+} from './errors';
+import { checkPayloadLength, type Header, parseHeader } from './schema';
+
+export interface Message {
+  header: Header;
+  payload: Buffer;
+}
+
+export interface DecoderOptions {
+  /** Largest message body (N, the bytes after the 8-byte prefix) accepted. Default 64 MiB. */
+  maxMessageBytes?: number;
+  /** Largest JSON header accepted. Default 64 KiB. */
+  maxHeaderBytes?: number;
+  /** Check each frame payload against its header's CRC-32. Default true. */
+  verifyChecksum?: boolean;
+  /** Optional extra limit on frame payloads, e.g. the size the stream announced. */
+  maxFrameBytes?: number;
+}
+
+/** What the decoder waits for next. */
+type State = 'messageLength' | 'headerLength' | 'header' | 'payload';
+
+const TWO_POW_32 = 2 ** 32;
+// Refuses a BOM too (ignoreBOM keeps it, and JSON.parse then rejects it).
+const utf8 = new TextDecoder('utf-8', { fatal: true, ignoreBOM: true });
+
+/**
+ * Incremental decoder: push socket chunks in, get whole messages out.
+ *
+ * Bytes are kept as the list of chunks they arrived in. A field that lies inside one chunk is
+ * returned as a view of it; one that spans chunks is copied exactly once into a Buffer of its own.
+ * Every length is checked against its limit before anything is allocated for it.
+ */
+export class MessageDecoder {
+  private readonly maxMessageBytes: number;
+  private readonly maxHeaderBytes: number;
+  private readonly maxFrameBytes: number;
+  private readonly verifyChecksum: boolean;
+
+  /**
+   * Chunks as they arrived. Consumed ones are cleared and skipped by index rather than shifted
+   * off: shift() on a long array (a big frame in many small reads) can cost O(length) each time.
+   */
+  private readonly chunks: (Buffer | undefined)[] = [];
+  /** Index of the chunk being read. */
+  private first = 0;
+  /** Bytes of that chunk already consumed. */
+  private offset = 0;
+  private buffered = 0;
+
+  private state: State = 'messageLength';
+  private messageLength = 0;
+  private headerLength = 0;
+  private payloadLength = 0;
+  private header: Header | undefined;
+  private error: ProtocolError | undefined;
+
+  constructor(options: DecoderOptions = {}) {
+    this.maxMessageBytes = limitOption('maxMessageBytes', options.maxMessageBytes, DEFAULT_MAX_MESSAGE_BYTES);
+    if (this.maxMessageBytes > bufferConstants.MAX_LENGTH) {
+      throw new RangeError(`maxMessageBytes ${this.maxMessageBytes} is over the largest Buffer Node can allocate`);
+    }
+    this.maxHeaderBytes = limitOption('maxHeaderBytes', options.maxHeaderBytes, DEFAULT_MAX_HEADER_BYTES);
+    this.maxFrameBytes = limitOption('maxFrameBytes', options.maxFrameBytes, Number.MAX_SAFE_INTEGER);
+    this.verifyChecksum = options.verifyChecksum ?? true;
+  }
+
+  /**
+   * Feeds bytes; returns the messages completed by them (possibly none). Throws ProtocolError on
+   * bad input; after an error every later push throws the same error (the decoder stays failed).
+   * Messages completed earlier in the failing push are dropped with it: the stream is unusable.
+   */
+  push(chunk: Buffer): Message[] {
+    if (this.error) throw this.error;
+    const messages: Message[] = [];
+    if (chunk.length === 0) return messages;
+    // Drop the cleared slots once they are half the list: amortised O(1) per chunk.
+    if (this.first > 0 && this.first * 2 >= this.chunks.length) {
+      this.chunks.splice(0, this.first);
+      this.first = 0;
+    }
+    this.chunks.push(chunk);
+    this.buffered += chunk.length;
+    try {
+      this.decodeBuffered(messages);
+    } catch (err) {
+      if (err instanceof ProtocolError) this.fail(err);
+      throw err;
+    }
+    return messages;
+  }
+
+  /** Bytes held waiting for the rest of a message (for memory accounting). */
+  get bufferedBytes(): number {
+    return this.buffered;
+  }
+
+  /** True when bytes of an unfinished message are held (e.g. connection closed mid-message = truncated). */
+  get midMessage(): boolean {
+    return this.state !== 'messageLength' || this.buffered > 0;
+  }
+
+  /** The error that stopped this decoder, if any. */
+  get failed(): ProtocolError | undefined {
+    return this.error;
+  }
+
+  /** The state machine: each step runs only once all of its bytes are here. */
+  private decodeBuffered(messages: Message[]): void {
+    for (;;) {
+      switch (this.state) {
+        case 'messageLength':
+          if (this.buffered < LENGTH_PREFIX_BYTES) return;
+          this.readMessageLength();
+          break;
+        case 'headerLength':
+          if (this.buffered < HEADER_LENGTH_BYTES) return;
+          this.readHeaderLength();
+          break;
+        case 'header':
+          if (this.buffered < this.headerLength) return;
+          this.readHeader();
+          break;
+        case 'payload':
+          if (this.buffered < this.payloadLength) return;
+          messages.push(this.readPayload());
+          break;
+      }
+    }
+  }
+
+  private readMessageLength(): void {
+    // Two 32-bit halves, no BigInt and no allocation: a hostile 2^64-1 is refused right here.
+    // high * 2^32 + low is exact below 2^53; above that it exceeds any limit anyway.
+    const high = this.readUInt32();
+    const low = this.readUInt32();
+    const length = high * TWO_POW_32 + low;
+    if (length > this.maxMessageBytes) {
+      const exact = ((BigInt(high) << 32n) | BigInt(low)).toString();
+      throw new TooLargeError(`message length ${exact} exceeds the limit of ${this.maxMessageBytes} bytes`);
+    }
+    if (length < HEADER_LENGTH_BYTES) {
+      throw new LengthMismatchError(
+        `message length ${length} is shorter than the ${HEADER_LENGTH_BYTES}-byte header length field`,
+      );
+    }
+    this.messageLength = length;
+    this.state = 'headerLength';
+  }
+
+  private readHeaderLength(): void {
+    const headerLength = this.readUInt32();
+    if (headerLength > this.maxHeaderBytes) {
+      throw new TooLargeError(`header length ${headerLength} exceeds the limit of ${this.maxHeaderBytes} bytes`);
+    }
+    const bodyAfterField = this.messageLength - HEADER_LENGTH_BYTES;
+    if (headerLength > bodyAfterField) {
+      throw new LengthMismatchError(
+        `header length ${headerLength} exceeds the ${bodyAfterField} bytes left in a message of length ${this.messageLength}`,
+      );
+    }
+    this.headerLength = headerLength;
+    this.payloadLength = bodyAfterField - headerLength;
+    this.state = 'header';
+  }
+
+  private readHeader(): void {
+    const bytes = this.consume(this.headerLength);
+    let text: string;
+    try {
+      text = utf8.decode(bytes);
+    } catch (err) {
+      throw new BadHeaderError(`header (${bytes.length} bytes) is not valid UTF-8`, { cause: err });
+    }
+    let json: unknown;
+    try {
+      json = JSON.parse(text);
+    } catch (err) {
+      const detail = err instanceof Error ? `: ${err.message}` : '';
+      throw new BadHeaderError(`header (${bytes.length} bytes) is not valid JSON${detail}`, { cause: err });
+    }
+    const header = parseHeader(json);
+    checkPayloadLength(header, this.payloadLength);
+    if (header.type === 'frame' && header.payloadLength > this.maxFrameBytes) {
+      throw new TooLargeError(
+        `frame ${header.seq} payload of ${header.payloadLength} bytes exceeds the frame limit of ${this.maxFrameBytes} bytes`,
+      );
+    }
+    this.header = header;
+    this.state = 'payload';
+  }
+
+  private readPayload(): Message {
+    const header = this.header as Header;
+    const payload = this.consume(this.payloadLength);
+    if (header.type === 'frame' && this.verifyChecksum) {
+      const actual = crc32(payload);
+      if (actual !== header.crc32) {
+        throw new ChecksumError(
+          `frame ${header.seq} payload CRC-32 is ${hex32(actual)} but its header says ${hex32(header.crc32)}`,
+        );
+      }
+    }
+    this.header = undefined;
+    this.state = 'messageLength';
+    return { header, payload };
+  }
+
+  /** Reads a big-endian uint32 from the buffered bytes (caller checked there are 4). */
+  private readUInt32(): number {
+    const chunk = this.currentChunk();
+    if (chunk.length - this.offset >= 4) {
+      const value = chunk.readUInt32BE(this.offset);
+      this.advance(4);
+      return value;
+    }
+    // The 4 bytes span chunks: assemble them one by one rather than allocate.
+    let value = 0;
+    for (let i = 0; i < 4; i++) {
+      value = value * 256 + (this.currentChunk()[this.offset] as number);
+      this.advance(1);
+    }
+    return value;
+  }
+
+  /**
+   * Takes the next n buffered bytes (caller checked there are n): a view when they lie in one
+   * chunk, else one copy into a fresh Buffer. The decoder never writes into either afterwards.
+   */
+  private consume(n: number): Buffer {
+    if (n === 0) return Buffer.alloc(0);
+    const chunk = this.currentChunk();
+    const start = this.offset;
+    if (chunk.length - start >= n) {
+      this.advance(n);
+      return chunk.subarray(start, start + n);
+    }
+    const out = Buffer.allocUnsafe(n);
+    let written = 0;
+    while (written < n) {
+      const source = this.currentChunk();
+      const take = Math.min(source.length - this.offset, n - written);
+      source.copy(out, written, this.offset, this.offset + take);
+      this.advance(take);
+      written += take;
+    }
+    return out;
+  }
+
+  private currentChunk(): Buffer {
+    return this.chunks[this.first] as Buffer;
+  }
+
+  /** Marks n bytes of the current chunk consumed (n never exceeds what is left of it). */
+  private advance(n: number): void {
+    this.buffered -= n;
+    this.offset += n;
+    if (this.offset === this.currentChunk().length) {
+      this.chunks[this.first] = undefined; // consumed: let the chunk be collected
+      this.first++;
+      this.offset = 0;
+      if (this.first === this.chunks.length) {
+        this.chunks.length = 0;
+        this.first = 0;
+      }
+    }
+  }
+
+  private fail(error: ProtocolError): void {
+    this.error = error;
+    // Nothing more will be decoded: let go of the bytes held and of the unfinished message.
+    this.state = 'messageLength';
+    this.chunks.length = 0;
+    this.first = 0;
+    this.offset = 0;
+    this.buffered = 0;
+    this.header = undefined;
+  }
+}
+
+function limitOption(name: string, value: number | undefined, fallback: number): number {
+  if (value === undefined) return fallback;
+  if (!Number.isSafeInteger(value) || value < 0) {
+    throw new RangeError(`${name} must be a non-negative safe integer, got ${value}`);
+  }
+  return value;
+}
+
+function hex32(value: number): string {
+  return `0x${value.toString(16).padStart(8, '0')}`;
+}

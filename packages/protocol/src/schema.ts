@@ -1,0 +1,204 @@
+import { z } from 'zod';
+import { PROTOCOL_NAME, PROTOCOL_VERSION } from './constants';
+import { LengthMismatchError, SchemaError, VersionMismatchError } from './errors';
+
+/** Frames and streams wider or taller than this are refused (16K is far beyond any camera). */
+const MAX_DIMENSION = 16384;
+const MAX_NAME_CHARS = 200;
+const MAX_BYE_REASON_CHARS = 1000;
+
+const dimension = z.number().int().min(1).max(MAX_DIMENSION);
+
+export const encodingSchema = z.enum(['raw-bgr', 'jpeg', 'png']);
+export type Encoding = z.infer<typeof encodingSchema>;
+
+export const streamDescriptionSchema = z.strictObject({
+  width: dimension,
+  height: dimension,
+  fps: z.number().min(0).max(1000),
+  pixelFormat: z.literal('bgr24'),
+  encoding: encodingSchema,
+  quality: z.number().int().min(1).max(100).optional(),
+  source: z.string().max(MAX_NAME_CHARS).optional(),
+});
+export type StreamDescription = z.infer<typeof streamDescriptionSchema>;
+
+// Two hello shapes told apart by `role`, so the type itself says a sender's hello has a stream
+// and a receiver's has none. The nested union still sits under the `type` discriminator.
+const senderHelloSchema = z.strictObject({
+  type: z.literal('hello'),
+  protocol: z.literal(PROTOCOL_NAME),
+  version: z.number().int(),
+  role: z.literal('sender'),
+  name: z.string().max(MAX_NAME_CHARS).optional(),
+  stream: streamDescriptionSchema,
+});
+
+const receiverHelloSchema = z.strictObject({
+  type: z.literal('hello'),
+  protocol: z.literal(PROTOCOL_NAME),
+  version: z.number().int(),
+  role: z.literal('receiver'),
+  name: z.string().max(MAX_NAME_CHARS).optional(),
+});
+
+export const helloHeaderSchema = z.discriminatedUnion('role', [senderHelloSchema, receiverHelloSchema]);
+export type HelloHeader = z.infer<typeof helloHeaderSchema>;
+
+export const frameHeaderSchema = z.strictObject({
+  type: z.literal('frame'),
+  // zod 4's int() also demands a safe integer.
+  seq: z.number().int().min(0),
+  // zod 4's number() refuses Infinity and NaN.
+  captureTime: z.number().min(0),
+  width: dimension,
+  height: dimension,
+  channels: z.literal([1, 3, 4]),
+  encoding: encodingSchema,
+  payloadLength: z.number().int().min(0),
+  crc32: z.number().int().min(0).max(0xffff_ffff),
+  dropped: z.number().int().min(0),
+});
+export type FrameHeader = z.infer<typeof frameHeaderSchema>;
+
+export const byeHeaderSchema = z.strictObject({
+  type: z.literal('bye'),
+  reason: z.string().min(1).max(MAX_BYE_REASON_CHARS),
+});
+export type ByeHeader = z.infer<typeof byeHeaderSchema>;
+
+export const errorHeaderSchema = z.strictObject({
+  type: z.literal('error'),
+  code: z.string(),
+  reason: z.string(),
+});
+export type ErrorHeader = z.infer<typeof errorHeaderSchema>;
+
+/**
+ * Every header the protocol knows. A new message type is one more member here (and one more case
+ * in `checkPayloadLength`); the framing does not change.
+ */
+export const headerSchema = z.discriminatedUnion('type', [
+  helloHeaderSchema,
+  frameHeaderSchema,
+  byeHeaderSchema,
+  errorHeaderSchema,
+]);
+export type Header = z.infer<typeof headerSchema>;
+
+/**
+ * Validates a decoded JSON value as a header. Throws VersionMismatchError for a hello of another
+ * protocol or version, SchemaError (zod error as `cause`) for anything else that is not a header.
+ */
+export function parseHeader(value: unknown): Header {
+  checkHelloVersion(value);
+  return parseWith(headerSchema, value);
+}
+
+/** Runs a zod schema and turns its failure into a SchemaError with a readable one-line message. */
+export function parseWith<T>(schema: z.ZodType<T>, value: unknown): T {
+  const result = schema.safeParse(value);
+  if (!result.success) {
+    throw new SchemaError(describeSchemaFailure(value, result.error), { cause: result.error });
+  }
+  return result.data;
+}
+
+/**
+ * Checks what a header says about its payload against the payload's real length: frames carry
+ * exactly `payloadLength` bytes (and a raw frame exactly width*height*channels), every other
+ * message carries none.
+ */
+export function checkPayloadLength(header: Header, payloadLength: number): void {
+  switch (header.type) {
+    case 'frame': {
+      if (header.encoding === 'raw-bgr') {
+        const pixelBytes = header.width * header.height * header.channels;
+        if (header.payloadLength !== pixelBytes) {
+          throw new LengthMismatchError(
+            `raw-bgr frame ${header.seq} is ${header.width}x${header.height}x${header.channels} = ${pixelBytes} bytes ` +
+              `but its header says payloadLength ${header.payloadLength}`,
+          );
+        }
+      }
+      if (payloadLength !== header.payloadLength) {
+        throw new LengthMismatchError(
+          `frame ${header.seq} carries ${payloadLength} payload bytes but its header says payloadLength ${header.payloadLength}`,
+        );
+      }
+      return;
+    }
+    case 'hello':
+    case 'bye':
+    case 'error':
+      if (payloadLength !== 0) {
+        throw new LengthMismatchError(
+          `${header.type} message has ${payloadLength} payload bytes but must have none`,
+        );
+      }
+      return;
+    default:
+      return assertNever(header);
+  }
+}
+
+// The version is checked before the shape: a future version's hello may have fields this version
+// does not know, and the peer should hear "wrong version", not "unknown field".
+function checkHelloVersion(value: unknown): void {
+  if (!isPlainObject(value) || value['type'] !== 'hello') return;
+  const { protocol, version } = value;
+  const otherProtocol = protocol !== undefined && protocol !== PROTOCOL_NAME;
+  const otherVersion = version !== undefined && version !== PROTOCOL_VERSION;
+  if (otherProtocol || otherVersion) {
+    throw new VersionMismatchError(
+      `peer speaks protocol ${show(protocol)} version ${show(version)}, ` +
+        `this side speaks ${show(PROTOCOL_NAME)} version ${PROTOCOL_VERSION}`,
+    );
+  }
+}
+
+function describeSchemaFailure(value: unknown, error: z.ZodError): string {
+  if (!isPlainObject(value)) {
+    const got = value === null ? 'null' : Array.isArray(value) ? 'an array' : `a ${typeof value}`;
+    return `header is not a JSON object (got ${got})`;
+  }
+  const what = typeof value['type'] === 'string' ? `${show(value['type'])} header` : 'header';
+  const shown = error.issues.slice(0, 3).map((issue) => describeIssue(value, issue));
+  const more = error.issues.length > shown.length ? `; and ${error.issues.length - shown.length} more` : '';
+  return `invalid ${what}: ${shown.join('; ')}${more}`;
+}
+
+function describeIssue(root: unknown, issue: z.core.$ZodIssue): string {
+  const where = issue.path.length > 0 ? `${issue.path.join('.')}: ` : '';
+  if (issue.path.length === 0) return `${where}${issue.message}`;
+  const got = valueAt(root, issue.path);
+  return `${where}${issue.message}${got === undefined ? '' : ` (got ${show(got)})`}`;
+}
+
+function valueAt(root: unknown, path: readonly PropertyKey[]): unknown {
+  let current = root;
+  for (const key of path) {
+    if (typeof current !== 'object' || current === null) return undefined;
+    current = (current as Record<PropertyKey, unknown>)[key];
+  }
+  return current;
+}
+
+/** Renders an untrusted value for an error message, short enough to log. */
+function show(value: unknown): string {
+  let text: string;
+  try {
+    text = JSON.stringify(value) ?? String(value);
+  } catch {
+    text = String(value); // bigint, cycles: only reachable from the encoder's callers
+  }
+  return text.length > 60 ? `${text.slice(0, 57)}...` : text;
+}
+
+function isPlainObject(value: unknown): value is Record<string, unknown> {
+  return typeof value === 'object' && value !== null && !Array.isArray(value);
+}
+
+function assertNever(value: never): never {
+  throw new Error(`unhandled header ${JSON.stringify(value)}`);
+}
