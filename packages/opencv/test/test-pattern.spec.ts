@@ -1,0 +1,81 @@
+import type { FrameSource } from '@camstream/media';
+import { openSource } from '../src/sources';
+import { testPatternLayout } from '../src/test-pattern';
+import { cropBytes } from './support/images';
+
+describe('test pattern source', () => {
+  let source: FrameSource | undefined;
+  afterEach(async () => {
+    await source?.close();
+    source = undefined;
+  });
+
+  it('defaults to 1280x720 at 30 fps, live', async () => {
+    source = await openSource('test', {});
+    expect(source.info).toEqual({ description: 'test pattern', width: 1280, height: 720, fps: 30, live: true });
+    const frame = await source.read();
+    expect(frame?.image).toMatchObject({ width: 1280, height: 720, channels: 3 });
+    expect(frame?.image.data.length).toBe(1280 * 720 * 3);
+  });
+
+  it('delivers the requested size and rate, and "pattern" means the same', async () => {
+    source = await openSource('pattern', { width: 640, height: 360, fps: 25 });
+    expect(source.info).toMatchObject({ width: 640, height: 360, fps: 25, live: true });
+    const frame = await source.read();
+    expect(frame?.image).toMatchObject({ width: 640, height: 360, channels: 3 });
+    expect(frame?.image.data.length).toBe(640 * 360 * 3);
+  });
+
+  it('moves: consecutive frames differ, and so does the frame number box', async () => {
+    source = await openSource('test', { width: 320, height: 240, fps: 0 });
+    const layout = testPatternLayout(320, 240);
+    const frames = [];
+    for (let i = 0; i < 4; i++) frames.push((await source.read())!.image);
+    for (let i = 1; i < frames.length; i++) {
+      expect(frames[i]!.data.equals(frames[i - 1]!.data)).toBe(false);
+      const numberNow = cropBytes(frames[i]!, layout.frameNumberBox);
+      const numberBefore = cropBytes(frames[i - 1]!, layout.frameNumberBox);
+      expect(numberNow.equals(numberBefore)).toBe(false);
+    }
+    // The box really holds drawn text: bright pixels on the dark box.
+    const box = cropBytes(frames[0]!, layout.frameNumberBox);
+    expect(box.some((value) => value > 200)).toBe(true);
+    expect(box.some((value) => value < 40)).toBe(true);
+  });
+
+  it('stamps frames with the wall clock, with a sub-millisecond fraction', async () => {
+    source = await openSource('test', { width: 64, height: 48, fps: 0 });
+    const stamps: number[] = [];
+    for (let i = 0; i < 5; i++) stamps.push((await source.read())!.captureTimeMs);
+    for (const stamp of stamps) expect(Math.abs(stamp - Date.now())).toBeLessThan(2000);
+    expect(stamps.some((stamp) => !Number.isInteger(stamp))).toBe(true);
+    expect([...stamps].sort((a, b) => a - b)).toEqual(stamps);
+  });
+
+  it('paces reads at the requested rate (loosely: 10 frames at 50 fps take at least 150 ms)', async () => {
+    source = await openSource('test', { width: 160, height: 120, fps: 50 });
+    const start = performance.now();
+    for (let i = 0; i < 10; i++) await source.read();
+    expect(performance.now() - start).toBeGreaterThanOrEqual(150);
+  });
+
+  it('runs unpaced at fps 0', async () => {
+    source = await openSource('test', { width: 160, height: 120, fps: 0 });
+    expect(source.info.fps).toBe(0);
+    const start = performance.now();
+    for (let i = 0; i < 20; i++) await source.read();
+    expect(performance.now() - start).toBeLessThan(1000);
+  });
+
+  it('returns null after close', async () => {
+    source = await openSource('test', { width: 64, height: 48, fps: 0 });
+    await source.close();
+    expect(await source.read()).toBeNull();
+  });
+
+  it('rejects sizes it cannot draw', async () => {
+    await expect(openSource('test', { width: 0, height: 10 })).rejects.toThrow(/width must be a positive whole number/);
+    await expect(openSource('test', { width: 8, height: 8 })).rejects.toThrow(/at least 16x16/);
+    await expect(openSource('test', { fps: -1 })).rejects.toThrow(/fps must be 0 or more/);
+  });
+});
