@@ -50,10 +50,17 @@ export interface FrameCodec {
   decode(payload: Buffer, encoding: Encoding, shape: { width: number; height: number; channels: number }): Promise<RawImage>;
 }
 
+/** Which frame of the stream an image is, for sinks that show or forward it. */
+export interface FrameMeta {
+  readonly seq: number;
+  /** The sender's capture time, milliseconds since the Unix epoch. */
+  readonly captureTime: number;
+}
+
 /** Where decoded frames go: a window, a recorder, a browser server. */
 export interface FrameSink {
   /** Shows or stores one image; may drop it if the sink is busy, never queues without bound. */
-  write(image: RawImage): void | Promise<void>;
+  write(image: RawImage, meta?: FrameMeta): void | Promise<void>;
   close(): Promise<void>;
 }
 

@@ -1,6 +1,7 @@
 import type { FrameSink } from '@camstream/media';
+import { HttpViewer } from './http-viewer';
 import { hasDisplay, OpenCVCodec, openRecorder, openWindow } from '@camstream/opencv';
-import type { StreamDescription } from '@camstream/protocol';
+import type { FrameHeader, StreamDescription } from '@camstream/protocol';
 import { parseReceiverArgs, RECEIVER_USAGE, UsageError, type ReceiverCliOptions } from './options';
 import { receive } from './receiver';
 import { formatStatsLine, ReceiverStats, type StatsSnapshot } from './stats';
@@ -34,12 +35,15 @@ async function watch(options: ReceiverCliOptions): Promise<number> {
   const showWindow = decideDisplay(options.display);
   const stats = new ReceiverStats();
   const stop = new AbortController();
+  const codec = new OpenCVCodec();
+  const browser = options.httpPort === undefined ? undefined : await startBrowserViewer(options, codec);
   const print = (snapshot: StatsSnapshot, kind: 'interval' | 'summary') => {
     const line = options.statsJson ? JSON.stringify({ kind, time: new Date().toISOString(), ...snapshot }) : `${kind === 'summary' ? 'summary: ' : ''}${formatStatsLine(snapshot)}`;
     process.stdout.write(`${line}\n`);
   };
   const ticker = setInterval(() => {
     const snapshot = stats.takeInterval();
+    browser?.viewer.publishStats(snapshot);
     if (!options.quiet) print(snapshot, 'interval');
   }, 1000);
   const onSignal = (signal: string) => {
@@ -72,8 +76,9 @@ async function watch(options: ReceiverCliOptions): Promise<number> {
       host: options.host,
       port: options.port,
       name: options.name,
-      codec: new OpenCVCodec(),
+      codec,
       openSinks,
+      ...(browser ? { lastingSinks: [browser.sink], onFrame: browser.onFrame } : {}),
       ...(options.frames === undefined ? {} : { maxFrames: options.frames }),
       reconnect: options.reconnect,
       stats,
@@ -87,6 +92,7 @@ async function watch(options: ReceiverCliOptions): Promise<number> {
     }
     return 0;
   } finally {
+    await browser?.viewer.close();
     clearInterval(ticker);
     if (deadline) clearTimeout(deadline);
     process.off('SIGINT', onSignal);
@@ -103,4 +109,29 @@ function decideDisplay(mode: ReceiverCliOptions['display']): boolean {
   }
   if (!available) log('no display available (DISPLAY is not set or unreachable): running headless, printing stats');
   return available;
+}
+
+/**
+ * The browser viewer gets JPEG payloads byte for byte from the stream when it is JPEG, and
+ * decoded images (encoded to JPEG only while a browser watches) when it is raw or PNG.
+ */
+async function startBrowserViewer(options: ReceiverCliOptions, codec: OpenCVCodec) {
+  const viewer = await HttpViewer.listen({
+    host: options.httpHost,
+    port: options.httpPort ?? 0,
+    title: `camstream from ${options.host}:${options.port}`,
+    encodeJpeg: (image) => codec.encode(image, 'jpeg', { quality: 80 }),
+    log,
+  });
+  log(`browser viewer at ${viewer.url} (MJPEG at ${viewer.url}stream.mjpg)`);
+  let streamIsJpeg = false;
+  const sink: FrameSink = {
+    write: (image, meta) => (streamIsJpeg ? undefined : viewer.write(image, meta)),
+    close: async () => undefined, // closed with the run, not with each stream
+  };
+  const onFrame = (header: FrameHeader, payload: Buffer) => {
+    streamIsJpeg = header.encoding === 'jpeg';
+    if (streamIsJpeg) viewer.publishJpeg(payload, header);
+  };
+  return { viewer, sink, onFrame };
 }

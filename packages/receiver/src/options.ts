@@ -12,6 +12,9 @@ Options:
   --port N             sender port (default 9999)
   --display MODE       auto | on | off (default auto: a window when a display is available)
   --record FILE        also record to a video file (.avi, Motion JPEG)
+  --http PORT          serve the stream to browsers on this port: a page with the video and
+                       live stats at /, plain MJPEG at /stream.mjpg (0 picks a free port)
+  --http-host ADDR     address for --http (default 127.0.0.1; 0.0.0.0 for all interfaces)
   --frames N           exit after N frames (for scripts)
   --duration S         exit after S seconds (for scripts)
   --no-reconnect       exit when the sender is not there or goes away (default: retry with backoff)
@@ -36,6 +39,13 @@ const receiverOptionsSchema = z.object({
     .refine((n) => n >= 1 && n <= 65535, 'must be between 1 and 65535'),
   display: z.enum(['auto', 'on', 'off']),
   record: z.string().min(1).optional(),
+  http: z
+    .string()
+    .regex(/^\d+$/, 'expected a port number')
+    .transform(Number)
+    .refine((n) => n <= 65535, 'must be between 0 and 65535')
+    .optional(),
+  'http-host': z.string().min(1),
   frames: positiveInt.optional(),
   duration: z
     .string()
@@ -54,6 +64,9 @@ export interface ReceiverCliOptions {
   port: number;
   display: 'auto' | 'on' | 'off';
   record: string | undefined;
+  /** Port of the browser viewer, if one was asked for. */
+  httpPort: number | undefined;
+  httpHost: string;
   frames: number | undefined;
   durationS: number | undefined;
   reconnect: boolean;
@@ -74,6 +87,8 @@ export function parseReceiverArgs(argv: string[]): ReceiverCliOptions | 'help' {
         port: { type: 'string' },
         display: { type: 'string', default: 'auto' },
         record: { type: 'string' },
+        http: { type: 'string' },
+        'http-host': { type: 'string', default: '127.0.0.1' },
         frames: { type: 'string' },
         duration: { type: 'string' },
         'no-reconnect': { type: 'boolean', default: false },
@@ -104,6 +119,8 @@ export function parseReceiverArgs(argv: string[]): ReceiverCliOptions | 'help' {
     port: o.port,
     display: o.display,
     record: o.record,
+    httpPort: o.http,
+    httpHost: o['http-host'],
     frames: o.frames,
     durationS: o.duration,
     reconnect: !o['no-reconnect'],

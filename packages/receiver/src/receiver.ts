@@ -11,6 +11,10 @@ export interface ReceiverOptions {
   codec: FrameCodec;
   /** Opens the sinks (window, recorder) once the stream's size is known. */
   openSinks: (stream: StreamDescription) => Promise<FrameSink[]>;
+  /** Sinks that live for the whole run, across reconnects (the browser viewer). */
+  lastingSinks?: FrameSink[];
+  /** Sees every checked frame before decoding, e.g. to forward JPEG payloads untouched. */
+  onFrame?: (header: FrameHeader, payload: Buffer) => void;
   /** Stop after this many frames were received and checked. */
   maxFrames?: number;
   reconnect: boolean;
@@ -39,6 +43,7 @@ export async function receive(options: ReceiverOptions): Promise<ReceiverResult>
   const { stats, log, signal } = options;
   const backoff = options.backoffMs ?? { min: 200, max: 5000 };
   const { sequence } = stats;
+  const lastingSinks = options.lastingSinks ?? [];
   let sinks: FrameSink[] = [];
   let openedFor: string | undefined;
   let sinkReady: Promise<void> = Promise.resolve();
@@ -52,7 +57,9 @@ export async function receive(options: ReceiverOptions): Promise<ReceiverResult>
     async ({ header, payload }) => {
       const image: RawImage = await options.codec.decode(payload, header.encoding, header);
       stats.frameDecoded(wallClockMs() - header.captureTime);
-      for (const sink of sinks) await sink.write(image);
+      const meta = { seq: header.seq, captureTime: header.captureTime };
+      for (const sink of sinks) await sink.write(image, meta);
+      for (const sink of lastingSinks) await sink.write(image, meta);
     },
     (err) => {
       stats.corrupt++;
@@ -89,6 +96,7 @@ export async function receive(options: ReceiverOptions): Promise<ReceiverResult>
           onFrame: (header, payload) => {
             sequence.accept(header);
             stats.frameReceived(payload.length);
+            options.onFrame?.(header, payload);
             received++;
             decodeAndShow.offer({ header, payload });
             stats.skipped = decodeAndShow.skipped;

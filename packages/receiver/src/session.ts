@@ -84,6 +84,7 @@ export function runSession(options: SessionOptions, handlers: SessionHandlers): 
       try {
         for (const { header, payload } of decoder.push(chunk)) {
           if (settled) return;
+          if (header.type === 'error') return finish({ kind: 'refused', code: header.code, reason: header.reason });
           if (!stream) {
             stream = expectHello(header);
             clearTimeout(handshakeTimer);
@@ -97,8 +98,6 @@ export function runSession(options: SessionOptions, handlers: SessionHandlers): 
               break;
             case 'bye':
               return finish({ kind: 'bye', reason: header.reason });
-            case 'error':
-              return finish({ kind: 'refused', code: header.code, reason: header.reason });
             default:
               throw new Error(`unexpected '${header.type}' message from the sender`);
           }
@@ -111,7 +110,6 @@ export function runSession(options: SessionOptions, handlers: SessionHandlers): 
 }
 
 function expectHello(header: Header): StreamDescription {
-  if (header.type === 'error') throw new Error(`the sender refused: ${header.reason} (${header.code})`);
   if (header.type !== 'hello' || header.role !== 'sender' || !header.stream) {
     throw new Error(`expected a hello from a sender, got a '${header.type}' message`);
   }

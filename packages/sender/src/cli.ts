@@ -34,9 +34,8 @@ export async function run(argv: string[]): Promise<void> {
 
 async function serve(options: SenderOptions): Promise<number> {
   const source = await openSource(resolveSourceSpec(options.source), {
-    width: options.width,
-    height: options.height,
-    fps: options.fps,
+    ...(options.width === undefined ? {} : { width: options.width, height: options.height }),
+    ...(options.fps === undefined ? {} : { fps: options.fps }),
     loop: options.loop,
   });
   let server: StreamServer | undefined;
@@ -77,8 +76,13 @@ async function serve(options: SenderOptions): Promise<number> {
     process.once('SIGTERM', onSignal);
     const stopped = new Promise<'stopped'>((resolve) => stop.signal.addEventListener('abort', () => resolve('stopped')));
 
+    if (!info.live) {
+      // A file has a beginning: play it to someone rather than into the void.
+      log('waiting for a receiver before playing the file');
+      await Promise.race([server.waitForViewer(), stopped]);
+    }
     const activeServer = server;
-    const result = await Promise.race([
+    const result = stop.signal.aborted ? 'stopped' : await Promise.race([
       pumpFrames({
         source,
         codec: new OpenCVCodec(),

@@ -10,8 +10,9 @@ Options:
   --port N             TCP port (default 9999; 0 picks a free one)
   --source SPEC        auto | test | camera index (0, camera:1) | video file | URL
                        (default auto: camera 0 when one exists, else the test pattern)
-  --size WxH           requested frame size (default 1280x720)
-  --fps N              requested frame rate (default 30; 0 = as fast as the source allows)
+  --size WxH           frame size (default: the source's own; 1280x720 for the test pattern)
+  --fps N              frame rate (default: the source's own; 30 for the test pattern;
+                       0 = as fast as the source allows)
   --codec NAME         jpeg | png | raw (default jpeg)
   --quality N          JPEG quality 1-100 (default 80)
   --max-viewers N      receivers served at once (default 16)
@@ -42,8 +43,8 @@ const senderOptionsSchema = z.object({
   host: z.string().min(1),
   port: intIn(0, 65535),
   source: z.string().min(1),
-  size: sizeSchema,
-  fps: intIn(0, 1000),
+  size: sizeSchema.optional(),
+  fps: intIn(0, 1000).optional(),
   codec: z.enum(['jpeg', 'png', 'raw']),
   quality: intIn(1, 100),
   'max-viewers': intIn(1, 10000),
@@ -58,9 +59,10 @@ export interface SenderOptions {
   host: string;
   port: number;
   source: string;
-  width: number;
-  height: number;
-  fps: number;
+  /** Undefined: whatever the source delivers. */
+  width: number | undefined;
+  height: number | undefined;
+  fps: number | undefined;
   encoding: 'raw-bgr' | 'jpeg' | 'png';
   quality: number;
   maxViewers: number;
@@ -83,8 +85,8 @@ export function parseSenderArgs(argv: string[]): SenderOptions | 'help' {
         host: { type: 'string', default: '127.0.0.1' },
         port: { type: 'string', default: '9999' },
         source: { type: 'string', default: 'auto' },
-        size: { type: 'string', default: '1280x720' },
-        fps: { type: 'string', default: '30' },
+        size: { type: 'string' },
+        fps: { type: 'string' },
         codec: { type: 'string', default: 'jpeg' },
         quality: { type: 'string', default: '80' },
         'max-viewers': { type: 'string', default: '16' },
@@ -112,8 +114,8 @@ export function parseSenderArgs(argv: string[]): SenderOptions | 'help' {
     host: o.host,
     port: o.port,
     source: o.source,
-    width: o.size[0],
-    height: o.size[1],
+    width: o.size?.[0],
+    height: o.size?.[1],
     fps: o.fps,
     encoding: o.codec === 'raw' ? 'raw-bgr' : o.codec,
     quality: o.quality,

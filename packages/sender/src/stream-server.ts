@@ -38,6 +38,7 @@ export class StreamServer {
   private readonly sockets = new Set<Socket>();
   private nextViewerId = 1;
   private closing = false;
+  private viewerJoined: (() => void) | undefined;
 
   private constructor(
     private readonly server: net.Server,
@@ -74,6 +75,18 @@ export class StreamServer {
   /** Connections, handshaken or not: what the viewer limit counts. */
   get connectionCount(): number {
     return this.sockets.size;
+  }
+
+  /** Resolves when at least one receiver has finished its handshake. */
+  waitForViewer(): Promise<void> {
+    if (this.viewers.size > 0) return Promise.resolve();
+    return new Promise((resolve) => {
+      const previous = this.viewerJoined;
+      this.viewerJoined = () => {
+        previous?.();
+        resolve();
+      };
+    });
   }
 
   broadcast(frame: EncodedFrame): void {
@@ -157,6 +170,9 @@ export class StreamServer {
           const viewer = new Viewer(this.nextViewerId++, header.name ?? peer, socket);
           this.viewers.set(socket, viewer);
           log(`viewer #${viewer.id} (${viewer.name}) joined from ${peer}; ${this.viewers.size} watching`);
+          const joined = this.viewerJoined;
+          this.viewerJoined = undefined;
+          joined?.();
         } else if (header.type === 'bye') {
           socket.end();
         } else {

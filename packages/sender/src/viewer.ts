@@ -36,6 +36,11 @@ export class Viewer {
     return this.bytes;
   }
 
+  /** Bytes written but not yet taken by the kernel: bounded by one frame plus its header. */
+  get queuedBytes(): number {
+    return this.socket.writableLength;
+  }
+
   get remote(): string {
     return `${this.socket.remoteAddress}:${this.socket.remotePort}`;
   }
