@@ -1,0 +1,147 @@
+import net from 'node:net';
+import { MessageDecoder, type Encoding } from '@camstream/protocol';
+import { FakeCamera, stallingClient } from '@camstream/testkit';
+import { receiverHello, pump, startReceiver, startServer, until } from './harness';
+
+// Through real loopback TCP, in one process: the sender's server and pump, the receiver's
+// session/reconnect logic and the real OpenCV codec; only the camera is fake.
+
+describe.each<[Encoding, number]>([
+  ['raw-bgr', 0],
+  ['jpeg', 6],
+])('a %s stream', (encoding, tolerance) => {
+  it.each([1, 4])('reaches %i receiver(s) with every frame, in order, with the right content', async (count) => {
+    const frames = 40;
+    const camera = new FakeCamera({ width: 320, height: 240, fps: 60, frames });
+    const server = await startServer(camera, encoding);
+    try {
+      const receivers = Array.from({ length: count }, (_, i) => startReceiver(server.port, { maxFrames: frames, name: `r${i}` }));
+      await until(() => server.viewerList.length === count, `${count} viewers`);
+      expect(await pump(server, camera, encoding)).toBe('source-ended');
+
+      for (const r of receivers) {
+        expect(await r.result).toEqual({ outcome: 'frames-reached' });
+        const s = r.stats.summary();
+        expect(s).toMatchObject({ frames, gaps: 0, senderDropped: 0, corrupt: 0 });
+        // Every frame was checked; those not shown were skipped by the latest-wins decoder.
+        expect(r.sink.numbers.length + s.skipped).toBe(frames);
+        expect(r.sink.numbers).toEqual([...r.sink.numbers].sort((a, b) => a - b));
+        expect(new Set(r.sink.numbers).size).toBe(r.sink.numbers.length);
+        expect(r.sink.numbers.at(-1)).toBe(frames - 1);
+        expect(r.sink.worstDifference).toBeLessThanOrEqual(tolerance);
+        expect(r.sink.closed).toBe(true);
+      }
+    } finally {
+      await server.close('test over');
+    }
+  });
+});
+
+it('a stalled receiver neither slows the others nor grows the sender’s buffers', async () => {
+  const frames = 150;
+  const camera = new FakeCamera({ width: 640, height: 480, fps: 100, frames });
+  const frameBytes = 640 * 480 * 3;
+  const server = await startServer(camera, 'raw-bgr');
+  await using stalled = await stallingClient(server.port, '127.0.0.1', receiverHello('stalled'));
+  try {
+    const healthy = startReceiver(server.port, { maxFrames: frames, name: 'healthy' });
+    await until(() => server.viewerList.length === 2, 'both viewers');
+    const stalledViewer = server.viewerList.find((v) => v.name === 'stalled')!;
+    let worstQueued = 0;
+    const sampler = setInterval(() => (worstQueued = Math.max(worstQueued, stalledViewer.queuedBytes)), 5);
+    await pump(server, camera, 'raw-bgr');
+    clearInterval(sampler);
+
+    expect(await healthy.result).toEqual({ outcome: 'frames-reached' });
+    expect(healthy.stats.summary()).toMatchObject({ frames, gaps: 0, senderDropped: 0 });
+    // The stalled viewer's socket holds at most one frame; everything else was dropped for it.
+    expect(worstQueued).toBeLessThanOrEqual(frameBytes + 1024);
+    expect(stalledViewer.dropped).toBeGreaterThan(frames / 2);
+    expect(stalledViewer.sent + stalledViewer.dropped).toBeLessThanOrEqual(frames);
+  } finally {
+    await stalled.close();
+    await server.close('test over');
+  }
+});
+
+it('the receiver reconnects when the sender restarts, and checks sequence numbers per connection', async () => {
+  const first = new FakeCamera({ width: 160, height: 120, fps: 50 });
+  const server1 = await startServer(first, 'jpeg');
+  const port = server1.port;
+  const receiver = startReceiver(port, { maxFrames: 60, reconnect: true });
+  const stop1 = new AbortController();
+  const pumping1 = pump(server1, first, 'jpeg', stop1.signal);
+  await until(() => receiver.stats.summary().frames >= 20, '20 frames from the first sender');
+  stop1.abort();
+  await pumping1;
+  await server1.close('sender shutting down');
+  await first.close();
+
+  const second = new FakeCamera({ width: 160, height: 120, fps: 50, startAt: 1000 });
+  const server2 = await startServer(second, 'jpeg', { port });
+  const stop2 = new AbortController();
+  const pumping2 = pump(server2, second, 'jpeg', stop2.signal);
+  try {
+    expect(await receiver.result).toEqual({ outcome: 'frames-reached' });
+    expect(receiver.stats.summary()).toMatchObject({ frames: 60, gaps: 0, corrupt: 0 });
+    expect(receiver.log.join('\n')).toMatch(/the sender said bye: sender shutting down[\s\S]*reconnecting/);
+    expect(receiver.sink.numbers.some((n) => n >= 1000)).toBe(true);
+  } finally {
+    stop2.abort();
+    await pumping2;
+    await server2.close('test over');
+  }
+});
+
+it('the sender survives a receiver that dies in the middle of a frame', async () => {
+  const camera = new FakeCamera({ width: 640, height: 480, fps: 60 });
+  const server = await startServer(camera, 'raw-bgr');
+  const stop = new AbortController();
+  const pumping = pump(server, camera, 'raw-bgr', stop.signal);
+  try {
+    const healthy = startReceiver(server.port, { maxFrames: 60, name: 'healthy' });
+    // A raw client that says hello, reads into the first frame's payload, then vanishes.
+    const died = await new Promise<number>((resolve, reject) => {
+      const socket = net.connect(server.port, '127.0.0.1', () => socket.write(receiverHello('doomed')));
+      const decoder = new MessageDecoder();
+      let seen = 0;
+      socket.on('error', reject);
+      socket.on('data', (chunk: Buffer) => {
+        seen += chunk.length;
+        decoder.push(chunk);
+        if (seen > 100_000 && decoder.midMessage) {
+          socket.resetAndDestroy();
+          resolve(seen);
+        }
+      });
+    });
+    expect(died).toBeGreaterThan(100_000);
+    await until(() => server.viewerList.every((v) => v.name !== 'doomed'), 'the dead viewer to be gone');
+    expect(await healthy.result).toEqual({ outcome: 'frames-reached' });
+    expect(healthy.stats.summary()).toMatchObject({ frames: 60, gaps: 0, corrupt: 0 });
+  } finally {
+    stop.abort();
+    await pumping;
+    await server.close('test over');
+  }
+});
+
+it('refuses receivers beyond the viewer limit with a reason, and keeps serving the others', async () => {
+  const camera = new FakeCamera({ width: 160, height: 120, fps: 50 });
+  const server = await startServer(camera, 'jpeg', { maxViewers: 1 });
+  const stop = new AbortController();
+  const pumping = pump(server, camera, 'jpeg', stop.signal);
+  try {
+    const first = startReceiver(server.port, { maxFrames: 30, name: 'first' });
+    await until(() => server.viewerList.length === 1, 'the first viewer');
+    const second = startReceiver(server.port, { name: 'second' });
+    const refused = await second.result;
+    expect(refused.outcome).toBe('failed');
+    expect(second.log.join('\n')).toMatch(/limit of 1 viewers/);
+    expect(await first.result).toEqual({ outcome: 'frames-reached' });
+  } finally {
+    stop.abort();
+    await pumping;
+    await server.close('test over');
+  }
+});
