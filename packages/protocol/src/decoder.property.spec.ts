@@ -125,7 +125,7 @@ describe('decoder properties', () => {
   it('answers random JSON headers with messages or a ProtocolError only', () => {
     const anyHeader = fc.oneof(
       fc.jsonValue(),
-      fc.record({ type: fc.constantFrom('hello', 'frame', 'bye', 'error', 'ping'), rest: fc.dictionary(fc.string(), fc.jsonValue()) }).map(
+      fc.record({ type: fc.constantFrom('hello', 'frame', 'bye', 'error', 'ping', 'teleport'), rest: fc.dictionary(fc.string(), fc.jsonValue()) }).map(
         ({ type, rest }) => ({ ...rest, type }),
       ),
       // Valid headers with one field replaced by something random.

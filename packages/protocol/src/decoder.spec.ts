@@ -257,7 +257,7 @@ describe('hostile headers', () => {
   });
 
   it('an unknown type is ERR_SCHEMA naming it', () => {
-    expectFailure([rawMessage({ header: { type: 'ping' } })], 'ERR_SCHEMA', `invalid "ping" header: type: Invalid discriminator value`);
+    expectFailure([rawMessage({ header: { type: 'teleport' } })], 'ERR_SCHEMA', `invalid "teleport" header: type: Invalid discriminator value`);
     expectFailure([rawMessage({ header: { reason: 'no type' } })], 'ERR_SCHEMA', 'invalid header: type:');
   });
 

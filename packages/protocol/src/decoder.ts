@@ -48,7 +48,7 @@ const utf8 = new TextDecoder('utf-8', { fatal: true, ignoreBOM: true });
 export class MessageDecoder {
   private readonly maxMessageBytes: number;
   private readonly maxHeaderBytes: number;
-  private readonly maxFrameBytes: number;
+  private maxFrameBytes: number;
   private readonly verifyChecksum: boolean;
 
   /**
@@ -78,6 +78,14 @@ export class MessageDecoder {
     this.maxFrameBytes = limitOption('maxFrameBytes', options.maxFrameBytes, Number.MAX_SAFE_INTEGER);
     this.verifyChecksum = options.verifyChecksum ?? true;
   }
+  /**
+   * Tightens the frame payload limit once the stream is known (a receiver learns it from the
+   * sender's hello): larger frames are refused from their header, before any payload is held.
+   */
+  limitFrameBytes(maxFrameBytes: number): void {
+    this.maxFrameBytes = limitOption('maxFrameBytes', maxFrameBytes, Number.MAX_SAFE_INTEGER);
+  }
+
 
   /**
    * Feeds bytes; returns the messages completed by them (possibly none). Throws ProtocolError on

@@ -13,12 +13,16 @@ export type {
   FrameHeader,
   ByeHeader,
   ErrorHeader,
+  ChallengeHeader,
+  AuthHeader,
+  PingHeader,
   StreamDescription,
 } from './schema';
 export { headerSchema, parseHeader } from './schema';
 export { encodeMessage, frameHeader } from './encoder';
 export type { EncodedMessage, FrameFields } from './encoder';
 export { crc32 } from './checksum';
+export { newNonce, receiverProof, senderProof, proofsMatch } from './auth';
 export { MessageDecoder } from './decoder';
 export type { Message, DecoderOptions } from './decoder';
 export {

@@ -87,9 +87,9 @@ describe('parseHeader', () => {
   });
 
   it('names the unknown type and keeps the zod error as the cause', () => {
-    const error = schemaFailure({ type: 'ping' });
+    const error = schemaFailure({ type: 'teleport' });
     expect(error.code).toBe('ERR_SCHEMA');
-    expect(error.message).toContain(`invalid "ping" header: type: Invalid discriminator value. Expected 'hello' | 'frame' | 'bye' | 'error'`);
+    expect(error.message).toContain(`invalid "teleport" header: type: Invalid discriminator value. Expected 'hello' | 'frame' | 'bye' | 'error' | 'challenge' | 'auth' | 'ping'`);
     expect(error.cause).toBeInstanceOf(z.ZodError);
   });
 

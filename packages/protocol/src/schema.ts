@@ -25,6 +25,11 @@ export type StreamDescription = z.infer<typeof streamDescriptionSchema>;
 
 // Two hello shapes told apart by `role`, so the type itself says a sender's hello has a stream
 // and a receiver's has none. The nested union still sits under the `type` discriminator.
+/** 32 random bytes in standard base64: what each side contributes to authentication. */
+const nonce = z.string().regex(/^[A-Za-z0-9+/]{43}=$/, 'expected 32 bytes in base64');
+/** An HMAC-SHA256 in lower-case hex. */
+const mac = z.string().regex(/^[0-9a-f]{64}$/, 'expected an HMAC-SHA256 as 64 hex digits');
+
 const senderHelloSchema = z.strictObject({
   type: z.literal('hello'),
   protocol: z.literal(PROTOCOL_NAME),
@@ -32,6 +37,8 @@ const senderHelloSchema = z.strictObject({
   role: z.literal('sender'),
   name: z.string().max(MAX_NAME_CHARS).optional(),
   stream: streamDescriptionSchema,
+  /** After a challenge: proves to the receiver that the sender knows the secret too. */
+  proof: mac.optional(),
 });
 
 const receiverHelloSchema = z.strictObject({
@@ -40,6 +47,8 @@ const receiverHelloSchema = z.strictObject({
   version: z.number().int(),
   role: z.literal('receiver'),
   name: z.string().max(MAX_NAME_CHARS).optional(),
+  /** The receiver's half of the authentication nonces. */
+  nonce: nonce.optional(),
 });
 
 export const helloHeaderSchema = z.discriminatedUnion('role', [senderHelloSchema, receiverHelloSchema]);
@@ -74,6 +83,28 @@ export const errorHeaderSchema = z.strictObject({
 });
 export type ErrorHeader = z.infer<typeof errorHeaderSchema>;
 
+/** Sender -> receiver when a secret is required: answer with an `auth` message. */
+export const challengeHeaderSchema = z.strictObject({
+  type: z.literal('challenge'),
+  method: z.literal('hmac-sha256'),
+  nonce,
+});
+export type ChallengeHeader = z.infer<typeof challengeHeaderSchema>;
+
+/** Receiver -> sender: the HMAC of both nonces under the shared secret. */
+export const authHeaderSchema = z.strictObject({
+  type: z.literal('auth'),
+  mac,
+});
+export type AuthHeader = z.infer<typeof authHeaderSchema>;
+
+/** Sender -> receiver when no frame went out for a while: the connection is alive. */
+export const pingHeaderSchema = z.strictObject({
+  type: z.literal('ping'),
+  time: z.number().min(0),
+});
+export type PingHeader = z.infer<typeof pingHeaderSchema>;
+
 /**
  * Every header the protocol knows. A new message type is one more member here (and one more case
  * in `checkPayloadLength`); the framing does not change.
@@ -83,6 +114,9 @@ export const headerSchema = z.discriminatedUnion('type', [
   frameHeaderSchema,
   byeHeaderSchema,
   errorHeaderSchema,
+  challengeHeaderSchema,
+  authHeaderSchema,
+  pingHeaderSchema,
 ]);
 export type Header = z.infer<typeof headerSchema>;
 
@@ -131,6 +165,9 @@ export function checkPayloadLength(header: Header, payloadLength: number): void 
     case 'hello':
     case 'bye':
     case 'error':
+    case 'challenge':
+    case 'auth':
+    case 'ping':
       if (payloadLength !== 0) {
         throw new LengthMismatchError(
           `${header.type} message has ${payloadLength} payload bytes but must have none`,

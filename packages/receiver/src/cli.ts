@@ -1,3 +1,4 @@
+import { readFileSync } from 'node:fs';
 import type { FrameSink } from '@camstream/media';
 import { HttpViewer } from './http-viewer';
 import { hasDisplay, OpenCVCodec, openRecorder, openWindow } from '@camstream/opencv';
@@ -81,6 +82,7 @@ async function watch(options: ReceiverCliOptions): Promise<number> {
       ...(browser ? { lastingSinks: [browser.sink], onFrame: browser.onFrame } : {}),
       ...(options.frames === undefined ? {} : { maxFrames: options.frames }),
       reconnect: options.reconnect,
+      security: securityOf(options),
       stats,
       log,
       signal: stop.signal,
@@ -134,4 +136,19 @@ async function startBrowserViewer(options: ReceiverCliOptions, codec: OpenCVCode
     if (streamIsJpeg) viewer.publishJpeg(payload, header);
   };
   return { viewer, sink, onFrame };
+}
+
+function securityOf(options: ReceiverCliOptions) {
+  let ca: Buffer | undefined;
+  if (options.tls?.caFile) {
+    try {
+      ca = readFileSync(options.tls.caFile);
+    } catch (err) {
+      throw new Error(`--tls-ca ${options.tls.caFile}: cannot read it (${(err as NodeJS.ErrnoException).code ?? (err as Error).message})`);
+    }
+  }
+  return {
+    ...(options.secret ? { secret: options.secret } : {}),
+    ...(options.tls ? { tls: { ...(ca ? { ca } : {}), ...(options.tls.fingerprint256 ? { fingerprint256: options.tls.fingerprint256 } : {}) } } : {}),
+  };
 }

@@ -18,6 +18,13 @@ Options:
   --frames N           exit after N frames (for scripts)
   --duration S         exit after S seconds (for scripts)
   --no-reconnect       exit when the sender is not there or goes away (default: retry with backoff)
+  --secret TEXT        shared secret the sender requires (default: CAMSTREAM_SECRET from the
+                       environment, which keeps it out of process listings); with a secret,
+                       the sender must prove it knows it too
+  --tls                connect over TLS, trusting the system's CAs...
+  --tls-ca FILE        ...or this CA certificate (PEM); implies --tls
+  --tls-fingerprint F  ...or exactly the certificate with this SHA-256 fingerprint
+                       (as printed by the sender); implies --tls
   --name TEXT          name this receiver reports to the sender (default: user@host)
   --stats-json         print stats as one JSON object per line instead of text
   --quiet              no per-second stats, only the final summary and errors
@@ -54,6 +61,13 @@ const receiverOptionsSchema = z.object({
     .refine((n) => n > 0, 'must be more than 0')
     .optional(),
   'no-reconnect': z.boolean(),
+  secret: z.string().min(8, 'use at least 8 characters').max(1024).optional(),
+  tls: z.boolean(),
+  'tls-ca': z.string().min(1).optional(),
+  'tls-fingerprint': z
+    .string()
+    .regex(/^([0-9A-Fa-f]{2}:?){31}[0-9A-Fa-f]{2}$/, 'expected a SHA-256 fingerprint: 64 hex digits, colons allowed')
+    .optional(),
   name: z.string().min(1).max(200),
   'stats-json': z.boolean(),
   quiet: z.boolean(),
@@ -70,12 +84,14 @@ export interface ReceiverCliOptions {
   frames: number | undefined;
   durationS: number | undefined;
   reconnect: boolean;
+  secret: string | undefined;
+  tls: { caFile?: string; fingerprint256?: string } | undefined;
   name: string;
   statsJson: boolean;
   quiet: boolean;
 }
 
-export function parseReceiverArgs(argv: string[]): ReceiverCliOptions | 'help' {
+export function parseReceiverArgs(argv: string[], env: NodeJS.ProcessEnv = process.env): ReceiverCliOptions | 'help' {
   let parsedArgs;
   try {
     parsedArgs = parseArgs({
@@ -92,6 +108,10 @@ export function parseReceiverArgs(argv: string[]): ReceiverCliOptions | 'help' {
         frames: { type: 'string' },
         duration: { type: 'string' },
         'no-reconnect': { type: 'boolean', default: false },
+        secret: { type: 'string' },
+        tls: { type: 'boolean', default: false },
+        'tls-ca': { type: 'string' },
+        'tls-fingerprint': { type: 'string' },
         name: { type: 'string', default: defaultName() },
         'stats-json': { type: 'boolean', default: false },
         quiet: { type: 'boolean', default: false },
@@ -106,14 +126,23 @@ export function parseReceiverArgs(argv: string[]): ReceiverCliOptions | 'help' {
   if (positionals.length > 1) throw new UsageError(`expected at most one HOST[:PORT], got ${positionals.join(' ')}`);
   const target = positionals[0] ? splitHostPort(positionals[0]) : {};
   const { help: _help, ...rest } = values;
-  const raw = { ...rest, host: values.host ?? target.host ?? '127.0.0.1', port: values.port ?? target.port ?? '9999' };
+  const raw = {
+    ...rest,
+    host: values.host ?? target.host ?? '127.0.0.1',
+    port: values.port ?? target.port ?? '9999',
+    secret: values.secret ?? (env.CAMSTREAM_SECRET || undefined),
+  };
   const parsed = receiverOptionsSchema.safeParse(raw);
   if (!parsed.success) {
     const issue = parsed.error.issues[0]!;
     const option = String(issue.path[0]);
-    throw new UsageError(`--${option} ${JSON.stringify((raw as Record<string, unknown>)[option])}: ${issue.message}`, { cause: parsed.error });
+    // Never echo a secret back into a terminal or a log.
+    const shown = option === 'secret' ? '(value hidden)' : JSON.stringify((raw as Record<string, unknown>)[option]);
+    throw new UsageError(`--${option} ${shown}: ${issue.message}`, { cause: parsed.error });
   }
   const o = parsed.data;
+  if (o['tls-ca'] && o['tls-fingerprint']) throw new UsageError('--tls-ca and --tls-fingerprint are two ways to trust the sender: give one');
+  const useTls = o.tls || Boolean(o['tls-ca']) || Boolean(o['tls-fingerprint']);
   return {
     host: o.host,
     port: o.port,
@@ -124,6 +153,10 @@ export function parseReceiverArgs(argv: string[]): ReceiverCliOptions | 'help' {
     frames: o.frames,
     durationS: o.duration,
     reconnect: !o['no-reconnect'],
+    secret: o.secret,
+    tls: useTls
+      ? { ...(o['tls-ca'] ? { caFile: o['tls-ca'] } : {}), ...(o['tls-fingerprint'] ? { fingerprint256: o['tls-fingerprint'] } : {}) }
+      : undefined,
     name: o.name,
     statsJson: o['stats-json'],
     quiet: o.quiet,

@@ -2,7 +2,10 @@ import type { FrameCodec, FrameSink, RawImage } from '@camstream/media';
 import type { FrameHeader, StreamDescription } from '@camstream/protocol';
 import { ReceiverStats } from './stats';
 import { LatestWins } from './latest-wins';
-import { runSession, type SessionEnd } from './session';
+import { AuthError, runSession, type SessionEnd, type SessionOptions } from './session';
+
+/** Refusals that retrying cannot fix. */
+const FINAL_REFUSALS = new Set(['ERR_AUTH', 'ERR_VERSION']);
 
 export interface ReceiverOptions {
   host: string;
@@ -18,6 +21,8 @@ export interface ReceiverOptions {
   /** Stop after this many frames were received and checked. */
   maxFrames?: number;
   reconnect: boolean;
+  /** Shared secret and TLS trust, passed to every connection. */
+  security?: Pick<SessionOptions, 'secret' | 'tls'>;
   /** Backoff between attempts, doubling from min to max. */
   backoffMs?: { min: number; max: number };
   stats: ReceiverStats;
@@ -71,7 +76,7 @@ export async function receive(options: ReceiverOptions): Promise<ReceiverResult>
     for (;;) {
       sequence.reset();
       const end: SessionEnd = await runSession(
-        { host: options.host, port: options.port, name: options.name, signal: stopBoth },
+        { host: options.host, port: options.port, name: options.name, signal: stopBoth, ...options.security },
         {
           onStream: (stream) => {
             log(`connected to ${options.host}:${options.port}: ${stream.source ?? 'stream'} ${stream.width}x${stream.height} ${stream.encoding} @ ${stream.fps} fps`);
@@ -114,7 +119,8 @@ export async function receive(options: ReceiverOptions): Promise<ReceiverResult>
       else log(end.error.message);
       if (end.kind === 'failed' && isStreamError(end.error)) stats.corrupt++;
 
-      if (!options.reconnect) {
+      const final = (end.kind === 'failed' && end.error instanceof AuthError) || (end.kind === 'refused' && FINAL_REFUSALS.has(end.code));
+      if (!options.reconnect || final) {
         if (end.kind === 'bye') return { outcome: 'sender-finished' };
         return { outcome: 'failed', error: end.kind === 'failed' ? end.error : new Error(end.reason) };
       }

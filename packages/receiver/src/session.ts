@@ -1,9 +1,14 @@
 import net from 'node:net';
+import tls from 'node:tls';
 import {
   encodeMessage,
   MessageDecoder,
+  newNonce,
   PROTOCOL_NAME,
   PROTOCOL_VERSION,
+  proofsMatch,
+  receiverProof,
+  senderProof,
   type FrameHeader,
   type Header,
   type StreamDescription,
@@ -15,6 +20,12 @@ export interface SessionOptions {
   name: string;
   /** Gives up on a sender that accepts but never answers the hello. */
   handshakeTimeoutMs?: number;
+  /** A connection with no bytes at all for this long is dead (the sender pings when idle). */
+  idleTimeoutMs?: number;
+  /** Shared secret: prove it to the sender and require the sender to prove it back. */
+  secret?: string;
+  /** Connect over TLS, trusting this CA (PEM) or exactly the certificate with this SHA-256 fingerprint. */
+  tls?: { ca?: Buffer; fingerprint256?: string };
   signal?: AbortSignal;
 }
 
@@ -34,14 +45,32 @@ export class StreamMismatchError extends Error {
   readonly code = 'ERR_STREAM_MISMATCH';
 }
 
+/** Authentication failed or was not what this receiver requires: retrying will not help. */
+export class AuthError extends Error {
+  readonly code = 'ERR_AUTH';
+}
+
+/** Compressed frames may exceed the raw size a little (PNG, JPEG of noise), never by this much. */
+function frameLimit(stream: StreamDescription): number {
+  const raw = stream.width * stream.height * 3;
+  return stream.encoding === 'raw-bgr' ? raw : 2 * raw + 64 * 1024;
+}
+
 /**
  * One connection to a sender, from connect to close: hello both ways, then frames. Resolves
  * (never rejects) with how it ended, so the caller decides whether to reconnect.
  */
 export function runSession(options: SessionOptions, handlers: SessionHandlers): Promise<SessionEnd> {
   return new Promise((resolve) => {
-    const socket = net.connect({ host: options.host, port: options.port });
+    const socket = connect(options);
     socket.setNoDelay(true);
+    socket.setKeepAlive(true, 10_000);
+    const idleMs = options.idleTimeoutMs ?? 10_000;
+    socket.setTimeout(idleMs, () =>
+      finish({ kind: 'failed', connected, error: new Error(`no data from the sender for ${Math.round(idleMs / 1000)} s: the connection is dead`) }),
+    );
+    const receiverNonce = newNonce();
+    let senderNonce: string | undefined;
     let connected = false;
     let stream: StreamDescription | undefined;
     let settled: SessionEnd | undefined;
@@ -69,25 +98,59 @@ export function runSession(options: SessionOptions, handlers: SessionHandlers): 
       options.handshakeTimeoutMs ?? 5000,
     );
 
-    socket.on('connect', () => {
+    socket.on(options.tls ? 'secureConnect' : 'connect', () => {
+      if (options.tls?.fingerprint256) {
+        const presented = (socket as tls.TLSSocket).getPeerCertificate().fingerprint256;
+        if (normaliseFingerprint(presented) !== normaliseFingerprint(options.tls.fingerprint256)) {
+          return finish({
+            kind: 'failed',
+            connected: true,
+            error: new AuthError(`the sender's certificate fingerprint ${presented} is not the pinned ${options.tls.fingerprint256}`),
+          });
+        }
+      }
       connected = true;
       socket.write(
-        encodeMessage({ type: 'hello', protocol: PROTOCOL_NAME, version: PROTOCOL_VERSION, role: 'receiver', name: options.name }).head,
+        encodeMessage({
+          type: 'hello',
+          protocol: PROTOCOL_NAME,
+          version: PROTOCOL_VERSION,
+          role: 'receiver',
+          name: options.name,
+          ...(options.secret === undefined ? {} : { nonce: receiverNonce }),
+        }).head,
       );
     });
     socket.on('error', (error) => finish({ kind: 'failed', connected, error: describeSocketError(error, options) }));
+    let firstByte: number | undefined;
     socket.on('close', () => {
       const truncated = decoder.midMessage ? ' in the middle of a message' : '';
       finish({ kind: 'failed', connected, error: new Error(`the sender closed the connection${truncated}`) });
     });
     socket.on('data', (chunk: Buffer) => {
+      firstByte ??= chunk[0];
       try {
         for (const { header, payload } of decoder.push(chunk)) {
           if (settled) return;
           if (header.type === 'error') return finish({ kind: 'refused', code: header.code, reason: header.reason });
           if (!stream) {
+            if (header.type === 'challenge') {
+              if (options.secret === undefined) throw new AuthError('the sender requires a shared secret (--secret or CAMSTREAM_SECRET)');
+              senderNonce = header.nonce;
+              socket.write(encodeMessage({ type: 'auth', mac: receiverProof(options.secret, senderNonce, receiverNonce) }).head);
+              continue;
+            }
             stream = expectHello(header);
+            if (options.secret !== undefined) {
+              if (senderNonce === undefined || header.type !== 'hello' || header.role !== 'sender' || !header.proof) {
+                throw new AuthError('the sender did not ask for the shared secret: refusing a sender that cannot prove it knows it');
+              }
+              if (!proofsMatch(senderProof(options.secret, senderNonce, receiverNonce), header.proof)) {
+                throw new AuthError("the sender's proof of the shared secret is wrong: not the expected sender");
+              }
+            }
             clearTimeout(handshakeTimer);
+            decoder.limitFrameBytes(frameLimit(stream));
             handlers.onStream(stream);
             continue;
           }
@@ -98,15 +161,35 @@ export function runSession(options: SessionOptions, handlers: SessionHandlers): 
               break;
             case 'bye':
               return finish({ kind: 'bye', reason: header.reason });
+            case 'ping':
+              break;
             default:
               throw new Error(`unexpected '${header.type}' message from the sender`);
           }
         }
       } catch (error) {
-        finish({ kind: 'failed', connected, error: error as Error });
+        // 0x15/0x16 start a TLS alert/handshake record: a TLS sender answering plain TCP.
+        const tlsHint = !stream && !options.tls && (firstByte === 0x15 || firstByte === 0x16);
+        finish({ kind: 'failed', connected, error: tlsHint ? new AuthError('the sender speaks TLS: connect with --tls (and --tls-ca or --tls-fingerprint)') : (error as Error) });
       }
     });
   });
+}
+
+function connect({ host, port, tls: trust }: SessionOptions): net.Socket {
+  if (!trust) return net.connect({ host, port });
+  return tls.connect({
+    host,
+    port,
+    ...(net.isIP(host) ? {} : { servername: host }),
+    minVersion: 'TLSv1.2',
+    // A pinned fingerprint replaces CA validation; it is checked on secureConnect.
+    ...(trust.fingerprint256 ? { rejectUnauthorized: false } : { ca: trust.ca, rejectUnauthorized: true }),
+  });
+}
+
+function normaliseFingerprint(fingerprint: string): string {
+  return fingerprint.replace(/:/g, '').toUpperCase();
 }
 
 function expectHello(header: Header): StreamDescription {
@@ -125,8 +208,14 @@ function checkAgainstStream(header: FrameHeader, stream: StreamDescription): voi
   }
 }
 
-function describeSocketError(error: NodeJS.ErrnoException, { host, port }: SessionOptions): Error {
+function describeSocketError(error: NodeJS.ErrnoException, { host, port, tls: trust }: SessionOptions): Error {
   const where = `${host}:${port}`;
+  if (trust && /CERT|SELF_SIGNED|UNABLE_TO_VERIFY|ALTNAME/.test(error.code ?? '')) {
+    return new AuthError(`the sender's TLS certificate is not trusted: ${error.message}`, { cause: error });
+  }
+  if (trust && /SSL|TLS/.test(error.code ?? '')) {
+    return new Error(`TLS handshake with ${where} failed (is the sender using TLS?): ${error.message}`, { cause: error });
+  }
   switch (error.code) {
     case 'ECONNREFUSED':
       return new Error(`no sender at ${where} (connection refused)`, { cause: error });

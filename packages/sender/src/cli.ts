@@ -1,4 +1,5 @@
-import { existsSync } from 'node:fs';
+import { X509Certificate } from 'node:crypto';
+import { existsSync, readFileSync } from 'node:fs';
 import type { Display } from '@camstream/media';
 import { hasDisplay, OpenCVCodec, openSource, openWindow } from '@camstream/opencv';
 import type { StreamDescription } from '@camstream/protocol';
@@ -53,8 +54,19 @@ async function serve(options: SenderOptions): Promise<number> {
       ...(options.encoding === 'jpeg' ? { quality: options.quality } : {}),
       source: (options.name ?? info.description).slice(0, 200),
     };
-    server = await StreamServer.listen({ host: options.host, port: options.port, stream, maxViewers: options.maxViewers, log });
-    warnIfExposed(options.host);
+    const tls = options.tls && { cert: readPem(options.tls.certFile, '--tls-cert'), key: readPem(options.tls.keyFile, '--tls-key') };
+    server = await StreamServer.listen({
+      host: options.host,
+      port: options.port,
+      stream,
+      maxViewers: options.maxViewers,
+      ...(options.secret ? { secret: options.secret } : {}),
+      ...(tls ? { tls } : {}),
+      log,
+    });
+    if (tls) log(`TLS on; certificate SHA-256 fingerprint (for --tls-fingerprint): ${new X509Certificate(tls.cert).fingerprint256}`);
+    if (options.secret) log('receivers must prove the shared secret');
+    warnIfExposed(options.host, Boolean(options.secret));
     process.stdout.write(`LISTENING AT: ${server.address}\n`);
 
     if (options.preview) {
@@ -117,7 +129,19 @@ function resolveSourceSpec(spec: string): string {
   return 'test';
 }
 
-function warnIfExposed(host: string): void {
-  if (host === '127.0.0.1' || host === 'localhost' || host === '::1') return;
-  log(`WARNING: listening on ${host}: anyone who can reach this port can watch the stream.`);
+function warnIfExposed(host: string, hasSecret: boolean): void {
+  if (hasSecret || host === '127.0.0.1' || host === 'localhost' || host === '::1') return;
+  const bar = '!'.repeat(78);
+  log(bar);
+  log(`WARNING: listening on ${host} WITHOUT a shared secret: anyone who can reach this port`);
+  log('can watch the stream. Set CAMSTREAM_SECRET (or --secret), and --tls-cert/--tls-key.');
+  log(bar);
+}
+
+function readPem(file: string, option: string): Buffer {
+  try {
+    return readFileSync(file);
+  } catch (err) {
+    throw new Error(`${option} ${file}: cannot read it (${(err as NodeJS.ErrnoException).code ?? (err as Error).message})`);
+  }
 }

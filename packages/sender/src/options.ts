@@ -19,6 +19,12 @@ Options:
   --loop               restart a video file at its end instead of ending the stream
   --preview            show what is sent in a local window ("TRANSMITTING VIDEO")
   --name TEXT          stream name shown to receivers (default: the source)
+  --secret TEXT        require receivers to prove they know this shared secret
+                       (HMAC challenge-response; the secret never crosses the network).
+                       Default: the CAMSTREAM_SECRET environment variable, which keeps it
+                       out of process listings
+  --tls-cert FILE      serve over TLS with this certificate chain (PEM)...
+  --tls-key FILE       ...and this private key (PEM)
   --stats-json         print stats as one JSON object per line instead of text
   --quiet              no stats lines, only errors
   -h, --help           show this help
@@ -51,6 +57,9 @@ const senderOptionsSchema = z.object({
   loop: z.boolean(),
   preview: z.boolean(),
   name: z.string().max(200).optional(),
+  secret: z.string().min(8, 'use at least 8 characters').max(1024).optional(),
+  'tls-cert': z.string().min(1).optional(),
+  'tls-key': z.string().min(1).optional(),
   'stats-json': z.boolean(),
   quiet: z.boolean(),
 });
@@ -69,12 +78,14 @@ export interface SenderOptions {
   loop: boolean;
   preview: boolean;
   name: string | undefined;
+  secret: string | undefined;
+  tls: { certFile: string; keyFile: string } | undefined;
   statsJson: boolean;
   quiet: boolean;
 }
 
 /** Parses argv; returns 'help' for --help, throws UsageError naming the bad option. */
-export function parseSenderArgs(argv: string[]): SenderOptions | 'help' {
+export function parseSenderArgs(argv: string[], env: NodeJS.ProcessEnv = process.env): SenderOptions | 'help' {
   let values;
   try {
     ({ values } = parseArgs({
@@ -93,6 +104,9 @@ export function parseSenderArgs(argv: string[]): SenderOptions | 'help' {
         loop: { type: 'boolean', default: false },
         preview: { type: 'boolean', default: false },
         name: { type: 'string' },
+        secret: { type: 'string' },
+        'tls-cert': { type: 'string' },
+        'tls-key': { type: 'string' },
         'stats-json': { type: 'boolean', default: false },
         quiet: { type: 'boolean', default: false },
         help: { type: 'boolean', short: 'h', default: false },
@@ -102,14 +116,18 @@ export function parseSenderArgs(argv: string[]): SenderOptions | 'help' {
     throw new UsageError((err as Error).message);
   }
   if (values.help) return 'help';
-  const { help: _help, ...rest } = values;
+  const { help: _help, ...given } = values;
+  const rest = { ...given, secret: given.secret ?? (env.CAMSTREAM_SECRET || undefined) };
   const parsed = senderOptionsSchema.safeParse(rest);
   if (!parsed.success) {
     const issue = parsed.error.issues[0]!;
     const option = String(issue.path[0]);
-    throw new UsageError(`--${option} ${JSON.stringify((rest as Record<string, unknown>)[option])}: ${issue.message}`, { cause: parsed.error });
+    // Never echo a secret back into a terminal or a log.
+    const shown = option === 'secret' ? '(value hidden)' : JSON.stringify((rest as Record<string, unknown>)[option]);
+    throw new UsageError(`--${option} ${shown}: ${issue.message}`, { cause: parsed.error });
   }
   const o = parsed.data;
+  if (Boolean(o['tls-cert']) !== Boolean(o['tls-key'])) throw new UsageError('--tls-cert and --tls-key go together: give both or neither');
   return {
     host: o.host,
     port: o.port,
@@ -123,6 +141,8 @@ export function parseSenderArgs(argv: string[]): SenderOptions | 'help' {
     loop: o.loop,
     preview: o.preview,
     name: o.name,
+    secret: o.secret,
+    tls: o['tls-cert'] && o['tls-key'] ? { certFile: o['tls-cert'], keyFile: o['tls-key'] } : undefined,
     statsJson: o['stats-json'],
     quiet: o.quiet,
   };

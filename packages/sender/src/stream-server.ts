@@ -1,10 +1,15 @@
 import net from 'node:net';
+import tls from 'node:tls';
 import {
   encodeMessage,
   MessageDecoder,
+  newNonce,
   PROTOCOL_NAME,
   PROTOCOL_VERSION,
   ProtocolError,
+  proofsMatch,
+  receiverProof,
+  senderProof,
   type Header,
   type StreamDescription,
 } from '@camstream/protocol';
@@ -17,8 +22,16 @@ export interface StreamServerOptions {
   stream: StreamDescription;
   /** Receivers served at once; more are refused with a reason. */
   maxViewers: number;
-  /** A client that has not said hello by then is dropped. */
+  /** A client that has not finished its handshake (TLS, hello, auth) by then is dropped. */
   handshakeTimeoutMs?: number;
+  /** Shared secret: receivers must prove they know it (HMAC challenge-response). */
+  secret?: string;
+  /** Serve over TLS with this certificate chain and private key (PEM). */
+  tls?: { cert: Buffer; key: Buffer };
+  /** A viewer that got nothing for this long is sent a ping (default 2 s). */
+  pingIntervalMs?: number;
+  /** A viewer whose socket takes no bytes for this long is disconnected (default 30 s). */
+  stalledViewerTimeoutMs?: number;
   log?: (line: string) => void;
 }
 
@@ -40,15 +53,30 @@ export class StreamServer {
   private closing = false;
   private viewerJoined: (() => void) | undefined;
 
+  private readonly maintenance: NodeJS.Timeout;
+
   private constructor(
     private readonly server: net.Server,
     private readonly options: StreamServerOptions,
   ) {
-    server.on('connection', (socket) => this.accept(socket));
+    server.on(options.tls ? 'secureConnection' : 'connection', (socket: Socket) => this.accept(socket));
+    server.on('tlsClientError', (err: Error, socket: tls.TLSSocket) => {
+      options.log?.(`TLS handshake with ${socket.remoteAddress}:${socket.remotePort} failed: ${err.message}`);
+    });
+    const pingMs = options.pingIntervalMs ?? 2000;
+    this.maintenance = setInterval(() => this.maintain(pingMs), Math.min(pingMs, 1000));
+    this.maintenance.unref();
   }
 
   static listen(options: StreamServerOptions): Promise<StreamServer> {
-    const server = net.createServer();
+    const server = options.tls
+      ? tls.createServer({
+          cert: options.tls.cert,
+          key: options.tls.key,
+          minVersion: 'TLSv1.2',
+          handshakeTimeout: options.handshakeTimeoutMs ?? 5000,
+        })
+      : net.createServer();
     return new Promise((resolve, reject) => {
       server.once('error', (err: NodeJS.ErrnoException) => reject(new ListenError(describeListenError(err, options), { cause: err })));
       server.listen({ host: options.host, port: options.port, backlog: 64 }, () => {
@@ -97,6 +125,7 @@ export class StreamServer {
   async close(reason: string): Promise<void> {
     if (this.closing) return;
     this.closing = true;
+    clearInterval(this.maintenance);
     const serverClosed = new Promise<void>((resolve) => this.server.close(() => resolve()));
     const socketsClosed = [...this.sockets].map((socket) => {
       const closed = new Promise<void>((resolve) => {
@@ -109,6 +138,20 @@ export class StreamServer {
       return closed;
     });
     await Promise.all([serverClosed, ...socketsClosed]);
+  }
+
+  /** Pings idle viewers and cuts off those whose sockets stopped taking bytes long ago. */
+  private maintain(pingMs: number): void {
+    const now = performance.now();
+    const stalledLimit = this.options.stalledViewerTimeoutMs ?? 30_000;
+    for (const [socket, viewer] of this.viewers) {
+      if (viewer.stalledForMs(now) > stalledLimit) {
+        this.options.log?.(`viewer #${viewer.id} (${viewer.name}) took no data for ${Math.round(stalledLimit / 1000)} s: disconnected`);
+        socket.destroy();
+      } else {
+        viewer.pingIfIdle(pingMs, now);
+      }
+    }
   }
 
   private accept(socket: Socket): void {
@@ -137,6 +180,8 @@ export class StreamServer {
     }
 
     const decoder = new MessageDecoder({ maxMessageBytes: MAX_CLIENT_MESSAGE_BYTES, maxHeaderBytes: MAX_CLIENT_MESSAGE_BYTES });
+    const handshake = new ServerHandshake(this.options.stream, this.options.secret);
+    socket.setKeepAlive(true, 10_000);
     const handshakeTimer = setTimeout(() => {
       log(`dropped ${peer}: no hello within ${this.options.handshakeTimeoutMs ?? 5000} ms`);
       refuse(socket, 'ERR_HANDSHAKE_TIMEOUT', 'no hello received in time');
@@ -155,21 +200,19 @@ export class StreamServer {
       }
       for (const { header } of messages) {
         if (!this.viewers.has(socket)) {
-          if (header.type !== 'hello' || header.role !== 'receiver') {
-            refuse(socket, 'ERR_HANDSHAKE', `expected a hello from a receiver, got ${describe(header)}`);
+          const step = handshake.next(header);
+          if (step.refuse) {
+            log(`refused ${peer}: ${step.refuse.reason}`);
+            refuse(socket, step.refuse.code, step.refuse.reason);
             return;
           }
+          if (step.send) sendControl(socket, step.send);
+          if (!step.welcome) continue;
           clearTimeout(handshakeTimer);
-          sendControl(socket, {
-            type: 'hello',
-            protocol: PROTOCOL_NAME,
-            version: PROTOCOL_VERSION,
-            role: 'sender',
-            stream: this.options.stream,
-          });
-          const viewer = new Viewer(this.nextViewerId++, header.name ?? peer, socket);
+          sendControl(socket, step.welcome);
+          const viewer = new Viewer(this.nextViewerId++, handshake.name ?? peer, socket);
           this.viewers.set(socket, viewer);
-          log(`viewer #${viewer.id} (${viewer.name}) joined from ${peer}; ${this.viewers.size} watching`);
+          log(`viewer #${viewer.id} (${viewer.name}) joined from ${peer}${this.options.secret ? ' (authenticated)' : ''}; ${this.viewers.size} watching`);
           const joined = this.viewerJoined;
           this.viewerJoined = undefined;
           joined?.();
@@ -185,6 +228,62 @@ export class StreamServer {
 }
 
 type Socket = net.Socket;
+
+type HandshakeStep =
+  | { refuse: { code: string; reason: string }; send?: undefined; welcome?: undefined }
+  | { refuse?: undefined; send?: Header; welcome?: Header };
+
+/**
+ * The sender's side of the handshake: hello from the receiver, then, when a secret is set,
+ * a challenge and the receiver's proof, then the sender's hello with the stream (and the
+ * sender's own proof). The stream is described only to receivers that passed.
+ */
+class ServerHandshake {
+  name: string | undefined;
+  private readonly senderNonce = newNonce();
+  private receiverNonce: string | undefined;
+  private state: 'hello' | 'auth' = 'hello';
+
+  constructor(
+    private readonly stream: StreamDescription,
+    private readonly secret: string | undefined,
+  ) {}
+
+  next(header: Header): HandshakeStep {
+    if (this.state === 'hello') {
+      if (header.type !== 'hello' || header.role !== 'receiver') {
+        return { refuse: { code: 'ERR_HANDSHAKE', reason: `expected a hello from a receiver, got ${describe(header)}` } };
+      }
+      this.name = header.name;
+      if (this.secret === undefined) return { welcome: this.hello() };
+      if (!header.nonce) {
+        return { refuse: { code: 'ERR_AUTH', reason: 'this sender requires a shared secret, and the receiver offered no authentication' } };
+      }
+      this.receiverNonce = header.nonce;
+      this.state = 'auth';
+      return { send: { type: 'challenge', method: 'hmac-sha256', nonce: this.senderNonce } };
+    }
+    if (header.type !== 'auth') {
+      return { refuse: { code: 'ERR_AUTH', reason: `expected the answer to the challenge, got ${describe(header)}` } };
+    }
+    const expected = receiverProof(this.secret!, this.senderNonce, this.receiverNonce!);
+    if (!proofsMatch(expected, header.mac)) {
+      return { refuse: { code: 'ERR_AUTH', reason: 'authentication failed: wrong shared secret' } };
+    }
+    return { welcome: this.hello(senderProof(this.secret!, this.senderNonce, this.receiverNonce!)) };
+  }
+
+  private hello(proof?: string): Header {
+    return {
+      type: 'hello',
+      protocol: PROTOCOL_NAME,
+      version: PROTOCOL_VERSION,
+      role: 'sender',
+      stream: this.stream,
+      ...(proof ? { proof } : {}),
+    };
+  }
+}
 
 function sendControl(socket: Socket, header: Header): void {
   if (socket.destroyed || socket.writableEnded) return;

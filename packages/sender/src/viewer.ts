@@ -11,6 +11,9 @@ import type { EncodedFrame } from './encoded-frame';
  */
 export class Viewer {
   private flushing = false;
+  /** When the socket stopped taking frames; undefined while it keeps up. */
+  private flushingSince: number | undefined;
+  private lastSentAt = performance.now();
   private waiting: EncodedFrame | undefined;
   private droppedCount = 0;
   private sentCount = 0;
@@ -55,8 +58,21 @@ export class Viewer {
     this.waiting = frame;
   }
 
+  /** How long the socket has refused more bytes (0 when it keeps up): a stalled or dead viewer. */
+  stalledForMs(now = performance.now()): number {
+    return this.flushingSince === undefined ? 0 : now - this.flushingSince;
+  }
+
+  /** Tells an idle receiver the connection is alive, when nothing else went out for a while. */
+  pingIfIdle(idleMs: number, now = performance.now()): void {
+    if (this.flushing || now - this.lastSentAt < idleMs || this.socket.destroyed || this.socket.writableEnded) return;
+    this.socket.write(encodeMessage({ type: 'ping', time: performance.timeOrigin + now }).head);
+    this.lastSentAt = now;
+  }
+
   private onDrain(): void {
     this.flushing = false;
+    this.flushingSince = undefined;
     const next = this.waiting;
     this.waiting = undefined;
     if (next) this.send(next);
@@ -72,6 +88,10 @@ export class Viewer {
     this.socket.uncork();
     this.sentCount++;
     this.bytes += head.length + payload.length;
-    if (!ok) this.flushing = true;
+    this.lastSentAt = performance.now();
+    if (!ok) {
+      this.flushing = true;
+      this.flushingSince = this.lastSentAt;
+    }
   }
 }
