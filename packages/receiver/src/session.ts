@@ -122,13 +122,11 @@ export function runSession(options: SessionOptions, handlers: SessionHandlers): 
       );
     });
     socket.on('error', (error) => finish({ kind: 'failed', connected, error: describeSocketError(error, options) }));
-    let firstByte: number | undefined;
     socket.on('close', () => {
-      const truncated = decoder.midMessage ? ' in the middle of a message' : '';
-      finish({ kind: 'failed', connected, error: new Error(`the sender closed the connection${truncated}`) });
+      const where = decoder.midMessage ? ' in the middle of a message' : !stream && !options.tls ? ' before its hello (if it uses TLS, connect with --tls)' : '';
+      finish({ kind: 'failed', connected, error: new Error(`the sender closed the connection${where}`) });
     });
     socket.on('data', (chunk: Buffer) => {
-      firstByte ??= chunk[0];
       try {
         for (const { header, payload } of decoder.push(chunk)) {
           if (settled) return;
@@ -168,9 +166,7 @@ export function runSession(options: SessionOptions, handlers: SessionHandlers): 
           }
         }
       } catch (error) {
-        // 0x15/0x16 start a TLS alert/handshake record: a TLS sender answering plain TCP.
-        const tlsHint = !stream && !options.tls && (firstByte === 0x15 || firstByte === 0x16);
-        finish({ kind: 'failed', connected, error: tlsHint ? new AuthError('the sender speaks TLS: connect with --tls (and --tls-ca or --tls-fingerprint)') : (error as Error) });
+        finish({ kind: 'failed', connected, error: error as Error });
       }
     });
   });

@@ -146,7 +146,7 @@ export class StreamServer {
     const stalledLimit = this.options.stalledViewerTimeoutMs ?? 30_000;
     for (const [socket, viewer] of this.viewers) {
       if (viewer.stalledForMs(now) > stalledLimit) {
-        this.options.log?.(`viewer #${viewer.id} (${viewer.name}) took no data for ${Math.round(stalledLimit / 1000)} s: disconnected`);
+        this.options.log?.(`viewer #${viewer.id} (${viewer.name}) took no data for ${(stalledLimit / 1000).toFixed(1)} s: disconnected`);
         socket.destroy();
       } else {
         viewer.pingIfIdle(pingMs, now);
@@ -257,7 +257,7 @@ class ServerHandshake {
       this.name = header.name;
       if (this.secret === undefined) return { welcome: this.hello() };
       if (!header.nonce) {
-        return { refuse: { code: 'ERR_AUTH', reason: 'this sender requires a shared secret, and the receiver offered no authentication' } };
+        return { refuse: { code: 'ERR_AUTH', reason: 'this sender requires a shared secret, and the receiver offered none (set --secret or CAMSTREAM_SECRET)' } };
       }
       this.receiverNonce = header.nonce;
       this.state = 'auth';
