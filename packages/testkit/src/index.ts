@@ -1,0 +1,16 @@
+/**
+ * @camstream/testkit: the only fakes in camstream. Fake cameras that stamp a readable frame
+ * number on every image, loopback and misbehaving-network helpers, and helpers that start the
+ * real apps (and Xvfb) and always clean them up. For tests, benchmarks and scripts only.
+ */
+export { renderFakeFrame, readFrameNumber, imageDifference } from './fake-frames';
+export { FakeCamera, PregeneratedSource } from './fake-camera';
+export type { FakeCameraOptions, PregeneratedSourceOptions } from './fake-camera';
+export { listenOnFreePort, freePort, memoryDuplexPair, stallingClient } from './loopback';
+export type { StallingClient } from './loopback';
+export { ChaosProxy } from './chaos-proxy';
+export type { ChaosProxyOptions } from './chaos-proxy';
+export { startApp, startProcess, stopAllProcesses, AppProcess, workspaceRoot } from './processes';
+export type { AppName, ExitStatus, StartAppOptions, StartProcessOptions, WaitForLineOptions } from './processes';
+export { startXvfb, sendKey } from './xvfb';
+export type { XvfbOptions, XvfbServer } from './xvfb';
