@@ -3,9 +3,9 @@
 set -uo pipefail
 cd "$(dirname "$0")/.."
 
-# Xvfb, xdotool and ImageMagick let the tests open real windows and look at them;
-# python3-opencv runs the tutorial's pair for comparison.
-CAMSTREAM_SETUP_APT="xvfb xauth x11-utils xdotool imagemagick ${CAMSTREAM_TEST_APT:-}" bash scripts/setup.sh || exit 1
+# Xvfb, xwd, xdotool and ImageMagick let the tests open real windows and look at them.
+# Chromium runs the browser-viewer tests.
+CAMSTREAM_SETUP_APT="xvfb xauth x11-utils x11-apps xdotool imagemagick chromium ${CAMSTREAM_TEST_APT:-}" bash scripts/setup.sh || exit 1
 
 export NX_DAEMON=false NX_NO_CLOUD=true NX_TUI=false NX_SKIP_NX_CACHE=${CI:+true}
 nx=node_modules/.bin/nx

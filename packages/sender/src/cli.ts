@@ -101,6 +101,7 @@ async function serve(options: SenderOptions): Promise<number> {
         encoding: options.encoding,
         quality: options.quality,
         publish: (frame) => activeServer.broadcast(frame),
+        hasAudience: () => activeServer.viewerList.length > 0,
         onEncoded: (ms, frame) => stats.frameSent(ms, frame.payload.length),
         ...(preview ? { preview } : {}),
         signal: stop.signal,

@@ -11,6 +11,8 @@ export interface PumpOptions {
   publish: (frame: EncodedFrame) => void;
   /** Optional local preview of what is captured. */
   preview?: FrameSink;
+  /** When it returns false nobody is watching: frames are captured (the source stays live) but not encoded. */
+  hasAudience?: () => boolean;
   /** Called after each published frame with the encode time, for stats. */
   onEncoded?: (encodeMs: number, frame: EncodedFrame) => void;
   signal?: AbortSignal;
@@ -28,6 +30,11 @@ export async function pumpFrames(options: PumpOptions): Promise<PumpResult> {
   let frame = await source.read();
   while (frame) {
     if (signal?.aborted) return 'stopped';
+    if (options.hasAudience && !options.hasAudience()) {
+      void options.preview?.write(frame.image);
+      frame = await source.read();
+      continue;
+    }
     const started = performance.now();
     const encoded = encodeFrame(options, frame, seq++);
     const next = source.read();

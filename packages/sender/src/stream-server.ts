@@ -187,6 +187,8 @@ export class StreamServer {
       refuse(socket, 'ERR_HANDSHAKE_TIMEOUT', 'no hello received in time');
     }, this.options.handshakeTimeoutMs ?? 5000);
     socket.once('close', () => clearTimeout(handshakeTimer));
+    // Once we have ended our side (refused, or the receiver said bye) the deadline is moot.
+    socket.once('finish', () => clearTimeout(handshakeTimer));
 
     socket.on('data', (chunk: Buffer) => {
       let messages;
@@ -199,6 +201,12 @@ export class StreamServer {
         return;
       }
       for (const { header } of messages) {
+        if (header.type === 'error') {
+          // The receiver gave up on us: log it and close, never answer an error with an error.
+          log(`${this.viewers.get(socket)?.name ?? peer} closed with an error: ${header.reason} (${header.code})`);
+          socket.end();
+          return;
+        }
         if (!this.viewers.has(socket)) {
           const step = handshake.next(header);
           if (step.refuse) {
@@ -295,6 +303,9 @@ function sendControl(socket: Socket, header: Header): void {
 function refuse(socket: Socket, code: string, reason: string): void {
   sendControl(socket, { type: 'error', code, reason });
   socket.end();
+  // Decode (and log) nothing more from it: whatever else it sends is read and dropped.
+  socket.removeAllListeners('data');
+  socket.resume();
   setTimeout(() => socket.destroy(), CLOSE_GRACE_MS).unref();
 }
 

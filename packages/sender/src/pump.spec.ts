@@ -1,0 +1,59 @@
+import type { FrameCodec, RawImage } from '@camstream/media';
+import { crc32 } from '@camstream/protocol';
+import { FakeCamera, readFrameNumber } from '@camstream/testkit';
+import type { EncodedFrame } from './encoded-frame';
+import { pumpFrames } from './pump';
+
+/** A raw passthrough codec that counts its calls. */
+function countingCodec() {
+  const encoded: RawImage[] = [];
+  const codec: FrameCodec = {
+    encode: async (image) => {
+      encoded.push(image);
+      return image.data;
+    },
+    decode: async () => {
+      throw new Error('not used');
+    },
+  };
+  return { codec, encoded };
+}
+
+describe('pumpFrames', () => {
+  it('encodes each captured frame once and publishes it with its number, size and CRC', async () => {
+    const { codec, encoded } = countingCodec();
+    const published: EncodedFrame[] = [];
+    const source = new FakeCamera({ width: 64, height: 48, fps: 0, frames: 6 });
+    expect(await pumpFrames({ source, codec, encoding: 'raw-bgr', publish: (f) => published.push(f) })).toBe('source-ended');
+    expect(encoded).toHaveLength(6);
+    expect(published.map((f) => f.header.seq)).toEqual([0, 1, 2, 3, 4, 5]);
+    for (const frame of published) {
+      expect(frame.header).toMatchObject({ width: 64, height: 48, channels: 3, encoding: 'raw-bgr', payloadLength: 64 * 48 * 3 });
+      expect(frame.header.crc32).toBe(crc32(frame.payload));
+      expect(readFrameNumber({ width: 64, height: 48, channels: 3, data: frame.payload })).toBe(frame.header.seq);
+    }
+  });
+
+  it('captures but does not encode while nobody watches', async () => {
+    const { codec, encoded } = countingCodec();
+    const published: EncodedFrame[] = [];
+    const source = new FakeCamera({ width: 64, height: 48, fps: 0, frames: 10 });
+    let captured = 0;
+    const counting = { ...source, info: source.info, close: () => source.close(), read: async () => ((captured++, await source.read())) };
+    await pumpFrames({ source: counting, codec, encoding: 'raw-bgr', publish: (f) => published.push(f), hasAudience: () => captured > 4 });
+    expect(captured).toBe(11); // ten frames and the final null
+    expect(encoded.length).toBe(published.length);
+    expect(published.length).toBeLessThan(10);
+    expect(published.length).toBeGreaterThanOrEqual(5);
+  });
+
+  it('stops when aborted', async () => {
+    const { codec } = countingCodec();
+    const abort = new AbortController();
+    const source = new FakeCamera({ width: 64, height: 48, fps: 0 });
+    let count = 0;
+    const result = await pumpFrames({ source, codec, encoding: 'raw-bgr', publish: () => ++count === 3 && abort.abort(), signal: abort.signal });
+    expect(result).toBe('stopped');
+    expect(count).toBe(3);
+  });
+});
