@@ -12,7 +12,7 @@ nx=node_modules/.bin/nx
 
 $nx run-many -t build lint --parallel=2 --outputStyle=stream || { echo "build or lint failed"; exit 1; }
 
-rm -rf tmp/jest
+rm -rf tmp/jest && mkdir -p tmp/jest
 $nx run-many -t test --parallel=1 --outputStyle=stream
 status=$?
 node scripts/summarize-tests.js tmp/jest
