@@ -124,8 +124,9 @@ export async function receive(options: ReceiverOptions): Promise<ReceiverResult>
         if (end.kind === 'bye') return { outcome: 'sender-finished' };
         return { outcome: 'failed', error: end.kind === 'failed' ? end.error : new Error(end.reason) };
       }
-      log(`reconnecting in ${(delay / 1000).toFixed(1)} s`);
-      if (!(await sleep(delay, stopBoth))) return { outcome: done.signal.aborted ? 'frames-reached' : 'stopped' };
+      const wait = jitter(delay);
+      log(`reconnecting in ${(wait / 1000).toFixed(1)} s`);
+      if (!(await sleep(wait, stopBoth))) return { outcome: done.signal.aborted ? 'frames-reached' : 'stopped' };
       delay = Math.min(backoff.max, delay * 2);
     }
   } finally {
@@ -133,12 +134,16 @@ export async function receive(options: ReceiverOptions): Promise<ReceiverResult>
     await decodeAndShow.idle();
     await closeAll(sinks);
   }
-
 }
 
 /** Errors with a protocol-level code mean the bytes were wrong, not that the network failed. */
 function isStreamError(error: Error): boolean {
-  return /^ERR_/.test((error as { code?: unknown }).code as string);
+  return !(error instanceof AuthError) && /^ERR_/.test((error as { code?: unknown }).code as string);
+}
+
+/** +-20 %, so that receivers of a restarted sender do not all come back in the same instant. */
+function jitter(ms: number): number {
+  return Math.round(ms * (0.8 + 0.4 * Math.random()));
 }
 
 function closeAll(sinks: FrameSink[]): Promise<unknown> {
