@@ -13,4 +13,6 @@ module.exports = {
   // The OpenCV addon is a .node file, which jest only resolves when asked to.
   moduleFileExtensions: ['ts', 'js', 'json', 'node'],
   testMatch: ['<rootDir>/src/**/*.spec.ts', '<rootDir>/test/**/*.spec.ts'],
+  // Shared 2-core machines: a test that opens windows or processes can wait on the CPU for a while.
+  testTimeout: 30_000,
 };

@@ -1,7 +1,7 @@
 import { readFileSync } from 'node:fs';
 import type { FrameSink } from '@camstream/media';
 import { HttpViewer } from './http-viewer';
-import { hasDisplay, OpenCVCodec, openRecorder, openWindow } from '@camstream/opencv';
+import { hasDisplay, OpenCVCodec, openRecorder, openWindow, type VideoRecorder } from '@camstream/opencv';
 import type { FrameHeader, StreamDescription } from '@camstream/protocol';
 import { parseReceiverArgs, RECEIVER_USAGE, UsageError, type ReceiverCliOptions } from './options';
 import { receive } from './receiver';
@@ -55,6 +55,7 @@ async function watch(options: ReceiverCliOptions): Promise<number> {
   process.once('SIGTERM', onSignal);
   const deadline = options.durationS === undefined ? undefined : setTimeout(() => stop.abort(), options.durationS * 1000);
 
+  const recorders: VideoRecorder[] = [];
   const openSinks = async (stream: StreamDescription): Promise<FrameSink[]> => {
     const sinks: FrameSink[] = [];
     if (showWindow) {
@@ -66,7 +67,9 @@ async function watch(options: ReceiverCliOptions): Promise<number> {
       sinks.push(window);
     }
     if (options.record) {
-      sinks.push(await openRecorder(options.record, { fps: stream.fps || 30, width: stream.width, height: stream.height }));
+      const recorder = await openRecorder(options.record, { fps: stream.fps || 30, width: stream.width, height: stream.height });
+      recorders.push(recorder);
+      sinks.push(recorder);
       log(`recording to ${options.record}`);
     }
     return sinks;
@@ -88,6 +91,7 @@ async function watch(options: ReceiverCliOptions): Promise<number> {
       signal: stop.signal,
     });
     print(stats.summary(), 'summary');
+    for (const r of recorders) log(`recorded ${r.writtenFrames} frames to ${options.record} (${r.droppedFrames} dropped: the recorder fell behind)`);
     if (result.outcome === 'failed') {
       process.stderr.write(`camstream-receiver: ${result.error.message}\n`);
       return 1;
