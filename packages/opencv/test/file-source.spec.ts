@@ -10,13 +10,14 @@ import { TestPatternSource } from '../src/test-pattern';
 import { meanAbsoluteError } from './support/images';
 
 /** Serves argv[1] over HTTP on a free port, printing the port. */
-const SERVE_FILE_ONCE = `
+const SERVE_FILE = `
 const http = require('http'), fs = require('fs');
 const server = http.createServer((request, response) => {
   response.writeHead(200, { 'content-type': 'video/x-msvideo' });
   fs.createReadStream(process.argv[1]).pipe(response);
 });
-server.listen(0, '127.0.0.1', () => console.log(server.address().port));
+// Not console.log: under FORCE_COLOR (set by nx) it wraps the number in colour codes.
+server.listen(0, '127.0.0.1', () => process.stdout.write(server.address().port + '\\n'));
 `;
 
 const WIDTH = 320;
@@ -93,7 +94,7 @@ describe('recording and playing back a file', () => {
 
   it('opens a stream URL as a live source (an HTTP server in another process serves the file)', async () => {
     // Another process: opening a capture is synchronous, so a server on this event loop could not answer.
-    const server = spawn(process.execPath, ['-e', SERVE_FILE_ONCE, video], { stdio: ['ignore', 'pipe', 'inherit'] });
+    const server = spawn(process.execPath, ['-e', SERVE_FILE, video], { stdio: ['ignore', 'pipe', 'inherit'] });
     try {
       const port = await new Promise<string>((resolve, reject) => {
         server.stdout!.once('data', (chunk: Buffer) => resolve(chunk.toString().trim()));
