@@ -1,4 +1,5 @@
 import { readFileSync } from 'node:fs';
+import { extname } from 'node:path';
 import type { FrameSink } from '@camstream/media';
 import { HttpViewer } from './http-viewer';
 import { hasDisplay, OpenCVCodec, openRecorder, openWindow, type VideoRecorder } from '@camstream/opencv';
@@ -67,10 +68,12 @@ async function watch(options: ReceiverCliOptions): Promise<number> {
       sinks.push(window);
     }
     if (options.record) {
-      const recorder = await openRecorder(options.record, { fps: stream.fps || 30, width: stream.width, height: stream.height });
+      // A sender that comes back with another frame size starts a new file rather than overwriting.
+      const file = numbered(options.record, recorders.length);
+      const recorder = await openRecorder(file, { fps: stream.fps || 30, width: stream.width, height: stream.height });
       recorders.push(recorder);
       sinks.push(recorder);
-      log(`recording to ${options.record}`);
+      log(`recording to ${file}`);
     }
     return sinks;
   };
@@ -91,7 +94,7 @@ async function watch(options: ReceiverCliOptions): Promise<number> {
       signal: stop.signal,
     });
     print(stats.summary(), 'summary');
-    for (const r of recorders) log(`recorded ${r.writtenFrames} frames to ${options.record} (${r.droppedFrames} dropped: the recorder fell behind)`);
+    recorders.forEach((r, i) => log(`recorded ${r.writtenFrames} frames to ${numbered(options.record!, i)} (${r.droppedFrames} dropped: the recorder fell behind)`));
     if (result.outcome === 'failed') {
       process.stderr.write(`camstream-receiver: ${result.error.message}\n`);
       return 1;
@@ -155,4 +158,11 @@ function securityOf(options: ReceiverCliOptions) {
     ...(options.secret ? { secret: options.secret } : {}),
     ...(options.tls ? { tls: { ...(ca ? { ca } : {}), ...(options.tls.fingerprint256 ? { fingerprint256: options.tls.fingerprint256 } : {}) } } : {}),
   };
+}
+
+/** out.avi, out-2.avi, out-3.avi, ... */
+function numbered(file: string, index: number): string {
+  if (index === 0) return file;
+  const ext = extname(file);
+  return `${file.slice(0, file.length - ext.length)}-${index + 1}${ext}`;
 }
