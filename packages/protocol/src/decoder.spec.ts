@@ -356,3 +356,29 @@ function expectFailure(chunks: Buffer[], code: ProtocolErrorCode, text: string, 
   expect(decoder.failed).toBe(error);
   return error;
 }
+
+describe('limits set while decoding', () => {
+  it('applies limitFrameBytes from onMessage to the next message in the same chunk', () => {
+    const hello = encodeMessage({ type: 'bye', reason: 'stands in for a hello' });
+    const payload = Buffer.alloc(5000, 1);
+    const frame = encodeMessage(
+      frameHeader(payload, { seq: 0, captureTime: 1, width: 100, height: 100, channels: 3, encoding: 'jpeg' }),
+      payload,
+    );
+    const decoder = new MessageDecoder();
+    const seen: string[] = [];
+    const oneChunk = Buffer.concat([hello.head, frame.head, frame.payload.subarray(0, 10)]);
+    expect(() =>
+      decoder.push(oneChunk, ({ header }) => {
+        seen.push(header.type);
+        decoder.limitFrameBytes(1000);
+      }),
+    ).toThrow('frame 0 payload of 5000 bytes exceeds the frame limit of 1000 bytes');
+    expect(seen).toEqual(['bye']);
+  });
+
+  it('without a callback returns the messages as before', () => {
+    const bye = encodeMessage({ type: 'bye', reason: 'done' }).head;
+    expect(new MessageDecoder().push(Buffer.concat([bye, bye])).map((m) => m.header.type)).toEqual(['bye', 'bye']);
+  });
+});

@@ -86,15 +86,19 @@ export class MessageDecoder {
     this.maxFrameBytes = limitOption('maxFrameBytes', maxFrameBytes, Number.MAX_SAFE_INTEGER);
   }
 
-
   /**
    * Feeds bytes; returns the messages completed by them (possibly none). Throws ProtocolError on
    * bad input; after an error every later push throws the same error (the decoder stays failed).
    * Messages completed earlier in the failing push are dropped with it: the stream is unusable.
+   *
+   * With `onMessage`, each message is handed over as soon as it is complete, before the next one
+   * is read (and push returns none): a limit set in the callback, e.g. limitFrameBytes after a
+   * hello, then applies to the very next message even when both arrived in one chunk.
    */
-  push(chunk: Buffer): Message[] {
+  push(chunk: Buffer, onMessage?: (message: Message) => void): Message[] {
     if (this.error) throw this.error;
     const messages: Message[] = [];
+    const deliver = onMessage ?? ((message: Message) => void messages.push(message));
     if (chunk.length === 0) return messages;
     // Drop the cleared slots once they are half the list: amortised O(1) per chunk.
     if (this.first > 0 && this.first * 2 >= this.chunks.length) {
@@ -104,7 +108,7 @@ export class MessageDecoder {
     this.chunks.push(chunk);
     this.buffered += chunk.length;
     try {
-      this.decodeBuffered(messages);
+      this.decodeBuffered(deliver);
     } catch (err) {
       if (err instanceof ProtocolError) this.fail(err);
       throw err;
@@ -128,7 +132,7 @@ export class MessageDecoder {
   }
 
   /** The state machine: each step runs only once all of its bytes are here. */
-  private decodeBuffered(messages: Message[]): void {
+  private decodeBuffered(deliver: (message: Message) => void): void {
     for (;;) {
       switch (this.state) {
         case 'messageLength':
@@ -145,7 +149,7 @@ export class MessageDecoder {
           break;
         case 'payload':
           if (this.buffered < this.payloadLength) return;
-          messages.push(this.readPayload());
+          deliver(this.readPayload());
           break;
       }
     }

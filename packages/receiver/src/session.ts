@@ -9,8 +9,10 @@ import {
   proofsMatch,
   receiverProof,
   senderProof,
+  TooLargeError,
   type FrameHeader,
   type Header,
+  type Message,
   type StreamDescription,
 } from '@camstream/protocol';
 
@@ -50,6 +52,12 @@ export class AuthError extends Error {
   readonly code = 'ERR_AUTH';
 }
 
+/**
+ * Before its hello a sender may only send a challenge and the hello: small, payload-free
+ * messages (each at most the 12 bytes of lengths and a 64 KiB header).
+ */
+const MAX_BYTES_BEFORE_HELLO = 2 * (12 + 64 * 1024);
+
 /** Compressed frames may exceed the raw size a little (PNG, JPEG of noise), never by this much. */
 function frameLimit(stream: StreamDescription): number {
   const raw = stream.width * stream.height * 3;
@@ -76,13 +84,15 @@ export function runSession(options: SessionOptions, handlers: SessionHandlers): 
     let settled: SessionEnd | undefined;
     const decoder = new MessageDecoder();
 
-    const finish = (end: SessionEnd) => {
+    /** `farewell`: the last message to send before closing (bye when stopping, error when failing). */
+    const finish = (end: SessionEnd, farewell?: Buffer) => {
       if (settled) return;
       settled = end;
       clearTimeout(handshakeTimer);
       options.signal?.removeEventListener('abort', onAbort);
-      if (end.kind === 'stopped' && !socket.destroyed && connected) {
-        socket.end(encodeMessage({ type: 'bye', reason: 'receiver stopping' }).head);
+      if (end.kind === 'stopped') farewell = encodeMessage({ type: 'bye', reason: 'receiver stopping' }).head;
+      if (farewell && !socket.destroyed && connected) {
+        socket.end(farewell);
         setTimeout(() => socket.destroy(), 500).unref();
       } else {
         socket.destroy();
@@ -126,47 +136,56 @@ export function runSession(options: SessionOptions, handlers: SessionHandlers): 
       const where = decoder.midMessage ? ' in the middle of a message' : !stream && !options.tls ? ' before its hello (if it uses TLS, connect with --tls)' : '';
       finish({ kind: 'failed', connected, error: new Error(`the sender closed the connection${where}`) });
     });
-    socket.on('data', (chunk: Buffer) => {
-      try {
-        for (const { header, payload } of decoder.push(chunk)) {
-          if (settled) return;
-          if (header.type === 'error') return finish({ kind: 'refused', code: header.code, reason: header.reason });
-          if (!stream) {
-            if (header.type === 'challenge') {
-              if (options.secret === undefined) throw new AuthError('the sender requires a shared secret (--secret or CAMSTREAM_SECRET)');
-              senderNonce = header.nonce;
-              socket.write(encodeMessage({ type: 'auth', mac: receiverProof(options.secret, senderNonce, receiverNonce) }).head);
-              continue;
-            }
-            stream = expectHello(header);
-            if (options.secret !== undefined) {
-              if (senderNonce === undefined || header.type !== 'hello' || header.role !== 'sender' || !header.proof) {
-                throw new AuthError('the sender did not ask for the shared secret: refusing a sender that cannot prove it knows it');
-              }
-              if (!proofsMatch(senderProof(options.secret, senderNonce, receiverNonce), header.proof)) {
-                throw new AuthError("the sender's proof of the shared secret is wrong: not the expected sender");
-              }
-            }
-            clearTimeout(handshakeTimer);
-            decoder.limitFrameBytes(frameLimit(stream));
-            handlers.onStream(stream);
-            continue;
+    const onMessage = ({ header, payload }: Message): void => {
+      if (settled) return; // decode nothing more once the session is over
+      if (header.type === 'error') return finish({ kind: 'refused', code: header.code, reason: header.reason });
+      if (!stream) {
+        if (header.type === 'challenge') {
+          if (options.secret === undefined) throw new AuthError('the sender requires a shared secret (--secret or CAMSTREAM_SECRET)');
+          senderNonce = header.nonce;
+          socket.write(encodeMessage({ type: 'auth', mac: receiverProof(options.secret, senderNonce, receiverNonce) }).head);
+          return;
+        }
+        stream = expectHello(header);
+        if (options.secret !== undefined) {
+          if (senderNonce === undefined || header.type !== 'hello' || header.role !== 'sender' || !header.proof) {
+            throw new AuthError('the sender did not ask for the shared secret: refusing a sender that cannot prove it knows it');
           }
-          switch (header.type) {
-            case 'frame':
-              checkAgainstStream(header, stream);
-              handlers.onFrame(header, payload);
-              break;
-            case 'bye':
-              return finish({ kind: 'bye', reason: header.reason });
-            case 'ping':
-              break;
-            default:
-              throw new Error(`unexpected '${header.type}' message from the sender`);
+          if (!proofsMatch(senderProof(options.secret, senderNonce, receiverNonce), header.proof)) {
+            throw new AuthError("the sender's proof of the shared secret is wrong: not the expected sender");
           }
         }
+        clearTimeout(handshakeTimer);
+        // Takes effect for the very next message, even one that arrived in the same chunk.
+        decoder.limitFrameBytes(frameLimit(stream));
+        handlers.onStream(stream);
+        return;
+      }
+      switch (header.type) {
+        case 'frame':
+          checkAgainstStream(header, stream);
+          handlers.onFrame(header, payload);
+          return;
+        case 'bye':
+          return finish({ kind: 'bye', reason: header.reason });
+        case 'ping':
+          return;
+        default:
+          throw new Error(`unexpected '${header.type}' message from the sender`);
+      }
+    };
+    socket.on('data', (chunk: Buffer) => {
+      if (settled) return;
+      try {
+        decoder.push(chunk, onMessage);
+        if (!stream && decoder.bufferedBytes > MAX_BYTES_BEFORE_HELLO) {
+          throw new TooLargeError(`the sender sent more than ${MAX_BYTES_BEFORE_HELLO} bytes before its hello`);
+        }
       } catch (error) {
-        finish({ kind: 'failed', connected, error: error as Error });
+        // Tell the sender why before closing (PROTOCOL.md section 4, failure).
+        const { message, code } = error as Error & { code?: unknown };
+        const reason = encodeMessage({ type: 'error', code: typeof code === 'string' ? code : 'ERR_UNEXPECTED', reason: message.slice(0, 1000) }).head;
+        finish({ kind: 'failed', connected, error: error as Error }, reason);
       }
     });
   });
