@@ -1,6 +1,7 @@
 import { frameHeader, type Encoding } from '@camstream/protocol';
 import type { CapturedFrame, FrameCodec, FrameSink, FrameSource } from '@camstream/media';
 import type { EncodedFrame } from './encoded-frame';
+import { frameTaken } from './viewer';
 
 export interface PumpOptions {
   source: FrameSource;
@@ -23,10 +24,17 @@ export type PumpResult = 'source-ended' | 'stopped';
 /**
  * Capture -> encode once -> publish. The next capture runs while the current frame is being
  * encoded on the thread pool, so a paced source and the encoder overlap instead of adding up.
+ *
+ * A source without a pace of its own (fps 0: as fast as it can be read) goes as fast as the
+ * fastest viewer takes frames: a frame is published once the previous one has been written to
+ * some viewer (frameTaken), so the pump never captures, checksums and encodes frames only for
+ * every viewer to drop them. Paced sources (cameras) are read and published on time, always.
  */
 export async function pumpFrames(options: PumpOptions): Promise<PumpResult> {
   const { source, signal } = options;
+  const paceToViewers = source.info.fps === 0;
   let seq = 0;
+  let previous: EncodedFrame | undefined;
   let frame = await source.read();
   while (frame) {
     if (signal?.aborted) return 'stopped';
@@ -42,12 +50,30 @@ export async function pumpFrames(options: PumpOptions): Promise<PumpResult> {
     next.catch(() => undefined);
     const result = await encoded;
     options.onEncoded?.(performance.now() - started, result);
+    // Unpaced: publish only once the previous frame went out, so it is never replaced unsent.
+    if (paceToViewers && previous) await untilTaken(previous, signal);
     if (signal?.aborted) return 'stopped';
     options.publish(result);
+    previous = result;
     void options.preview?.write(frame.image);
     frame = await next;
   }
   return signal?.aborted ? 'stopped' : 'source-ended';
+}
+
+/** frameTaken, or the abort, whichever comes first. */
+function untilTaken(frame: EncodedFrame, signal: AbortSignal | undefined): Promise<void> {
+  const taken = frameTaken(frame);
+  if (!signal) return taken;
+  if (signal.aborted) return Promise.resolve();
+  return new Promise((resolve) => {
+    const onAbort = () => resolve();
+    signal.addEventListener('abort', onAbort, { once: true });
+    void taken.then(() => {
+      signal.removeEventListener('abort', onAbort);
+      resolve();
+    });
+  });
 }
 
 async function encodeFrame(options: PumpOptions, frame: CapturedFrame, seq: number): Promise<EncodedFrame> {
