@@ -32,7 +32,7 @@ import net from 'node:net';
 import { parseArgs } from 'node:util';
 import { encodeMessage, MessageDecoder, PROTOCOL_NAME, PROTOCOL_VERSION } from '@camstream/protocol';
 import { SequenceCheck } from '@camstream/receiver';
-import { freePort, startApp, type AppProcess } from '@camstream/testkit';
+import { freePort, seededRandom, startApp, type AppProcess } from '@camstream/testkit';
 
 const headless = { DISPLAY: undefined, WAYLAND_DISPLAY: undefined };
 
@@ -72,18 +72,6 @@ function parseOptions(argv: string[]): Options {
     codec: values.codec,
     fps: number('fps', values.fps, 1, 1000),
     seed: values.seed === undefined ? Math.floor(Math.random() * 2 ** 31) : number('seed', values.seed, 0, 2 ** 32),
-  };
-}
-
-/** Small seeded PRNG (mulberry32), so a run can be repeated with --seed. */
-function prng(seed: number): () => number {
-  let state = seed >>> 0;
-  return () => {
-    state = (state + 0x6d2b79f5) >>> 0;
-    let t = state;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
   };
 }
 
@@ -223,7 +211,7 @@ function describeExit(status: { code: number | null; signal: string | null }): s
 
 async function main(): Promise<number> {
   const options = parseOptions(process.argv.slice(2));
-  const random = prng(options.seed);
+  const random = seededRandom(options.seed);
   const log = (line: string) => process.stdout.write(`[soak ${new Date().toISOString().slice(11, 19)}] ${line}\n`);
   log(
     `${options.minutes} min, up to ${options.receivers} receivers, ${options.size} ${options.codec} @ ${options.fps} fps, seed ${options.seed}`,

@@ -22,8 +22,8 @@ export interface ChaosProxyOptions {
   listenHost?: string;
 }
 
-/** Small fast PRNG; deterministic per seed. */
-function mulberry32(seed: number): () => number {
+/** Small fast PRNG (mulberry32); deterministic per seed, so a chaotic run can be repeated. */
+export function seededRandom(seed: number): () => number {
   let state = seed >>> 0;
   return () => {
     state = (state + 0x6d2b79f5) >>> 0;
@@ -141,7 +141,7 @@ export class ChaosProxy implements AsyncDisposable {
     this.maxChunkBytes = options.maxChunkBytes;
     this.delayMs = options.delayMs ?? 0;
     this.cutAfterBytes = options.cutAfterBytes;
-    this.random = mulberry32(options.seed ?? Math.floor(Math.random() * 2 ** 32));
+    this.random = seededRandom(options.seed ?? Math.floor(Math.random() * 2 ** 32));
     server.on('connection', (client) => this.accept(client));
   }
 

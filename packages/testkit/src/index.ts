@@ -8,7 +8,7 @@ export { FakeCamera, PregeneratedSource } from './fake-camera';
 export type { FakeCameraOptions, PregeneratedSourceOptions } from './fake-camera';
 export { listenOnFreePort, freePort, memoryDuplexPair, stallingClient } from './loopback';
 export type { StallingClient } from './loopback';
-export { ChaosProxy } from './chaos-proxy';
+export { ChaosProxy, seededRandom } from './chaos-proxy';
 export type { ChaosProxyOptions } from './chaos-proxy';
 export { startApp, startProcess, stopAllProcesses, AppProcess, workspaceRoot } from './processes';
 export type { AppName, ExitStatus, StartAppOptions, StartProcessOptions, WaitForLineOptions } from './processes';
