@@ -119,30 +119,26 @@ export async function openCamera(index: number, options: SourceOptions): Promise
   if (options.width) capture.set(cv.CAP_PROP_FRAME_WIDTH, options.width);
   if (options.height) capture.set(cv.CAP_PROP_FRAME_HEIGHT, options.height);
   if (options.fps) capture.set(cv.CAP_PROP_FPS, options.fps);
-  const firstFrame = await readFirstFrame(capture, `camera ${index}`);
-  return new CaptureSource({
-    capture,
-    firstFrame,
-    nativeWidth: firstFrame.cols,
-    nativeHeight: firstFrame.rows,
-    loop: false,
-    info: { description: `camera ${index}`, ...outputSize(firstFrame, options), fps: usableFps(capture.get(cv.CAP_PROP_FPS)) ?? 0, live: true },
-  });
+  return openLive(capture, `camera ${index}`, options);
 }
 
 /** A network stream (rtsp://, http://, ...) through FFmpeg, falling back to GStreamer. */
 export async function openUrl(url: string, options: SourceOptions): Promise<CaptureSource> {
-  const cv = loadOpenCV();
   const shownUrl = redactUrl(url);
-  const capture = openWithBackends(url, `stream ${shownUrl}`);
-  const firstFrame = await readFirstFrame(capture, `stream ${shownUrl}`);
+  return openLive(openWithBackends(url, `stream ${shownUrl}`), `stream ${shownUrl}`, options);
+}
+
+/** A camera or network stream once opened: live, never loops, at whatever rate it reports. */
+async function openLive(capture: VideoCapture, description: string, options: SourceOptions): Promise<CaptureSource> {
+  const cv = loadOpenCV();
+  const firstFrame = await readFirstFrame(capture, description);
   return new CaptureSource({
     capture,
     firstFrame,
     nativeWidth: firstFrame.cols,
     nativeHeight: firstFrame.rows,
     loop: false,
-    info: { description: `stream ${shownUrl}`, ...outputSize(firstFrame, options), fps: usableFps(capture.get(cv.CAP_PROP_FPS)) ?? 0, live: true },
+    info: { description, ...outputSize(firstFrame, options), fps: usableFps(capture.get(cv.CAP_PROP_FPS)) ?? 0, live: true },
   });
 }
 
