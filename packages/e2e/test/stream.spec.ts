@@ -1,7 +1,8 @@
 import net from 'node:net';
 import { MessageDecoder, type Encoding } from '@camstream/protocol';
 import { FakeCamera, stallingClient } from '@camstream/testkit';
-import { receiverHello, pump, startReceiver, startServer, until } from './harness';
+import { receive, ReceiverStats } from '@camstream/receiver';
+import { CheckingSink, codec, receiverHello, pump, startReceiver, startServer, until } from './harness';
 
 // Through real loopback TCP, in one process: the sender's server and pump, the receiver's
 // session/reconnect logic and the real OpenCV codec; only the camera is fake.
@@ -142,6 +143,37 @@ it('refuses receivers beyond the viewer limit with a reason, and keeps serving t
   } finally {
     stop.abort();
     await pumping;
+    await server.close('test over');
+  }
+});
+
+it('a sink that opens slowly (a recorder) gets every frame that was decoded, none into the void', async () => {
+  const frames = 30;
+  const camera = new FakeCamera({ width: 160, height: 120, fps: 100, frames });
+  const server = await startServer(camera, 'raw-bgr');
+  const sink = new CheckingSink();
+  const stats = new ReceiverStats();
+  try {
+    const result = receive({
+      host: '127.0.0.1',
+      port: server.port,
+      name: 'slow sink',
+      codec,
+      openSinks: () => new Promise((resolve) => setTimeout(() => resolve([sink]), 300)),
+      maxFrames: frames,
+      reconnect: false,
+      stats,
+      log: () => undefined,
+      signal: new AbortController().signal,
+    });
+    await until(() => server.viewerList.length === 1, 'the receiver');
+    await pump(server, camera, 'raw-bgr');
+    expect(await result).toEqual({ outcome: 'frames-reached' });
+    const summary = stats.summary();
+    expect(sink.numbers.length).toBeGreaterThan(0);
+    // Decoded frames all reached the sink; the rest were skipped while it opened, and counted.
+    expect(sink.numbers.length + summary.skipped).toBe(frames);
+  } finally {
     await server.close('test over');
   }
 });

@@ -63,6 +63,9 @@ export async function receive(options: ReceiverOptions): Promise<ReceiverResult>
       const image: RawImage = await options.codec.decode(payload, header.encoding, header);
       stats.frameDecoded(wallClockMs() - header.captureTime);
       const meta = { seq: header.seq, captureTime: header.captureTime };
+      // Wait for a recorder that is still opening: meanwhile newer frames are skipped and counted,
+      // never decoded into no sink at all.
+      await sinkReady;
       for (const sink of sinks) await sink.write(image, meta);
       for (const sink of lastingSinks) await sink.write(image, meta);
     },
