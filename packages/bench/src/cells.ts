@@ -1,6 +1,8 @@
 import * as path from 'node:path';
 import { freePort, startProcess, type AppProcess } from '@camstream/testkit';
-import { RESULT_PREFIX } from './usage';
+import { cpus } from 'node:os';
+import { busyBetween, cpuTimes } from './machine-load';
+import { RESULT_PREFIX, round } from './usage';
 
 /** One measured configuration. */
 export interface CellSpec {
@@ -61,6 +63,11 @@ export interface CellResult {
   spec: CellSpec;
   /** CPU the rest of the machine used just before the cell (percent of one core). */
   backgroundCpuPercent?: number;
+  /**
+   * CPU the rest of the machine used during the measured window: all cores' busy time (steal
+   * included) minus our processes', in percent of one core. Above a few % the cell was disturbed.
+   */
+  othersCpuPercent?: number;
   sender: SenderFigures;
   receivers: ReceiverFigures[];
 }
@@ -140,14 +147,21 @@ export async function runCell(spec: CellSpec, clipFile: string, settings: Driver
     await Promise.all(receivers.map((r) => r.waitForLine(/^STREAMING$/, { stream: 'stdout', timeoutMs: 60_000 })));
     await sleep(settings.warmupS * 1000);
     for (const child of children) child.signal('SIGUSR2');
+    const machineBefore = cpuTimes();
     await sleep(settings.durationS * 1000);
+    const machineBusy = busyBetween(machineBefore, cpuTimes(), cpus().length);
     for (const child of children) child.signal('SIGTERM');
     await Promise.all(children.map((child) => child.waitForExit(20_000)));
-    return {
+    const result: CellResult = {
       spec,
       sender: parseResult<SenderFigures>(sender),
       receivers: receivers.map((r) => parseResult<ReceiverFigures>(r)),
     };
+    if (machineBusy !== undefined) {
+      const ours = result.sender.cpuPercent + result.receivers.reduce((sum, r) => sum + r.cpuPercent, 0);
+      result.othersCpuPercent = Math.max(0, round(machineBusy - ours, 0));
+    }
+    return result;
   } finally {
     await Promise.all(children.map((child) => child.kill()));
   }

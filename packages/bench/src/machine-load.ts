@@ -1,6 +1,7 @@
 import { readFileSync } from 'node:fs';
 
-function cpuTimes(): { busy: number; total: number } | undefined {
+/** The machine's CPU counters (all cores), or undefined where there is no /proc/stat. */
+export function cpuTimes(): { busy: number; total: number } | undefined {
   try {
     const line = readFileSync('/proc/stat', 'utf8').split('\n', 1)[0]!;
     const fields = line.trim().split(/\s+/).slice(1).map(Number);
@@ -12,13 +13,21 @@ function cpuTimes(): { busy: number; total: number } | undefined {
   }
 }
 
+/** Busy share of all cores between two cpuTimes() samples, in percent of one core (0..100 x cores). */
+export function busyBetween(
+  before: { busy: number; total: number } | undefined,
+  after: { busy: number; total: number } | undefined,
+  cores: number,
+): number | undefined {
+  if (!before || !after || after.total === before.total) return undefined;
+  return Math.round(((after.busy - before.busy) / (after.total - before.total)) * 100 * cores);
+}
+
 /** Share of all cores busy over the next `ms` milliseconds, in percent of one core (0..100 x cores). */
 export async function busyPercent(ms: number, cores: number): Promise<number | undefined> {
   const before = cpuTimes();
   await new Promise((resolve) => setTimeout(resolve, ms));
-  const after = cpuTimes();
-  if (!before || !after || after.total === before.total) return undefined;
-  return Math.round(((after.busy - before.busy) / (after.total - before.total)) * 100 * cores);
+  return busyBetween(before, cpuTimes(), cores);
 }
 
 /**

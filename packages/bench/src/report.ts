@@ -73,6 +73,8 @@ export interface Row {
   fanOutRatio?: Stat;
   /** CPU the rest of the machine used before the cell (percent of one core). */
   backgroundCpu: Stat;
+  /** CPU the rest of the machine used during the measured window (percent of one core). */
+  othersCpu: Stat;
   tutorialFps?: Stat;
   /** Our decoded fps / the tutorial's fps. */
   tutorialRatio?: Stat;
@@ -137,6 +139,7 @@ export function buildRows(cells: CellResult[], tutorials: TutorialResult[]): Row
       gaps: sum(runs.flatMap((c) => c.receivers.map((r) => r.gaps))),
       corrupt: sum(runs.flatMap((c) => c.receivers.map((r) => r.corrupt))),
       backgroundCpu: per((c) => c.backgroundCpuPercent ?? NaN),
+      othersCpu: per((c) => c.othersCpuPercent ?? NaN),
       target: '',
       met: null,
     };
@@ -201,6 +204,7 @@ const COLUMNS = [
   'p50/p99 ms',
   'sender CPU %',
   'receiver CPU %',
+  'others CPU %',
   'sender/receiver peak RSS MB',
   'tutorial fps',
   'ratio',
@@ -224,6 +228,7 @@ function cellsOf(row: Row): string[] {
     `${showStat(row.p50, 1)} / ${showStat(row.p99, 1)}`,
     showStat(row.senderCpu),
     row.receivers > 1 ? `${showStat(row.receiverCpu)} each` : showStat(row.receiverCpu),
+    showStat(row.othersCpu),
     `${showStat(row.senderRssMB)} / ${showStat(row.receiverRssMB)}`,
     showStat(row.tutorialFps, 1),
     row.tutorialRatio ? `${showStat(row.tutorialRatio, 1)}x` : '-',
