@@ -3,7 +3,7 @@
  * separate processes over loopback TCP, on the same synthetic frames as the tutorial's Python
  * pair, which runs side by side. Prints a table; writes bench-results/{results.json,results.md,fps.svg}.
  *
- *   npx nx run bench:run                 full run (about 8 minutes)
+ *   npx nx run bench:run                 full run (about 10 minutes)
  *   npx nx run bench:run -- --quick      smoke run (about 2 minutes)
  *   npx nx run bench:run -- --help
  */
