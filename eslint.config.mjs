@@ -3,7 +3,8 @@
 import nx from '@nx/eslint-plugin';
 import tseslint from 'typescript-eslint';
 
-const notOpenCV = ['@u4/opencv4nodejs'];
+// Native image libraries: only the adapter package may load them.
+const notOpenCV = ['@u4/opencv4nodejs', '@julusian/jpeg-turbo'];
 
 export default tseslint.config(
   { ignores: ['**/node_modules/**', '**/dist/**', 'tmp/**', '**/*.js', '**/*.mjs', '**/*.cjs'] },
