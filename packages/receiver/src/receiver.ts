@@ -1,7 +1,8 @@
+import { availableParallelism } from 'node:os';
 import type { FrameCodec, FrameSink, RawImage } from '@camstream/media';
 import type { FrameHeader, StreamDescription } from '@camstream/protocol';
 import { ReceiverStats } from './stats';
-import { LatestWins } from './latest-wins';
+import { DecodePipeline } from './decode-pipeline';
 import { AuthError, runSession, type SessionEnd, type SessionOptions } from './session';
 
 /** Refusals that retrying cannot fix. */
@@ -18,6 +19,8 @@ export interface ReceiverOptions {
   lastingSinks?: FrameSink[];
   /** Sees every checked frame before decoding, e.g. to forward JPEG payloads untouched. */
   onFrame?: (header: FrameHeader, payload: Buffer) => void;
+  /** Frames decoded at once when they arrive faster than one decode takes (default: cores, at most 4). */
+  decodeConcurrency?: number;
   /** Stop after this many frames were received and checked. */
   maxFrames?: number;
   reconnect: boolean;
@@ -41,8 +44,9 @@ interface ReceivedFrame {
 
 /**
  * Connects, checks and decodes frames, feeds the sinks; reconnects with exponential backoff when
- * the sender is not there yet or goes away. Decoding is latest-wins: a slow display or recorder
- * skips frames instead of queueing them.
+ * the sender is not there yet or goes away. Decoding is latest-wins, on several threads when
+ * frames come faster than one decode takes; frames are shown in order, and a slow display or
+ * recorder skips frames instead of queueing them.
  */
 export async function receive(options: ReceiverOptions): Promise<ReceiverResult> {
   const { stats, log, signal } = options;
@@ -58,21 +62,29 @@ export async function receive(options: ReceiverOptions): Promise<ReceiverResult>
   const done = new AbortController();
   const stopBoth = AbortSignal.any([signal, done.signal]);
 
-  const decodeAndShow = new LatestWins<ReceivedFrame>(
-    async ({ header, payload }) => {
-      const image: RawImage = await options.codec.decode(payload, header.encoding, header);
-      stats.frameDecoded(wallClockMs() - header.captureTime);
-      const meta = { seq: header.seq, captureTime: header.captureTime };
-      // Wait for a recorder that is still opening: meanwhile newer frames are skipped and counted,
-      // never decoded into no sink at all.
-      await sinkReady;
-      for (const sink of sinks) await sink.write(image, meta);
-      for (const sink of lastingSinks) await sink.write(image, meta);
+  const decodeAndShow = new DecodePipeline<ReceivedFrame, RawImage>(
+    {
+      decode: ({ header, payload }) => options.codec.decode(payload, header.encoding, header),
+      accepted: ({ header }) => stats.frameDecoded(wallClockMs() - header.captureTime),
+      skipped: () => stats.skipped++,
+      show: async (image, { header }) => {
+        const meta = { seq: header.seq, captureTime: header.captureTime };
+        // Wait for a recorder that is still opening: meanwhile newer frames are skipped and
+        // counted, never decoded into no sink at all.
+        await sinkReady;
+        for (const sink of sinks) await sink.write(image, meta);
+        for (const sink of lastingSinks) await sink.write(image, meta);
+      },
+      onError: (err, stage) => {
+        if (stage === 'decode') {
+          stats.corrupt++;
+          log(`could not decode a frame: ${(err as Error).message}`);
+        } else {
+          log(`could not show or record a frame: ${(err as Error).message}`);
+        }
+      },
     },
-    (err) => {
-      stats.corrupt++;
-      log(`could not decode a frame: ${(err as Error).message}`);
-    },
+    options.decodeConcurrency ?? Math.min(4, availableParallelism()),
   );
 
   try {
@@ -107,7 +119,6 @@ export async function receive(options: ReceiverOptions): Promise<ReceiverResult>
             options.onFrame?.(header, payload);
             received++;
             decodeAndShow.offer({ header, payload });
-            stats.skipped = decodeAndShow.skipped;
             if (options.maxFrames !== undefined && received >= options.maxFrames) done.abort();
           },
         },

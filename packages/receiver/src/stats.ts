@@ -11,7 +11,7 @@ export interface StatsSnapshot {
   frames: number;
   /** Frames the sender skipped for this receiver because it was slow (declared in headers). */
   senderDropped: number;
-  /** Frames received but not decoded because the decoder or a sink was still busy. */
+  /** Frames received but never shown: a newer frame overtook them while decoders or sinks were busy. */
   skipped: number;
   /** Sequence gaps the sender did not declare: must stay 0. */
   gaps: number;
