@@ -71,6 +71,7 @@ export class CaptureSource implements FrameSource {
     if (this.closed) return;
     this.closed = true;
     await this.lastRead;
+    this.pendingFrame?.release();
     this.pendingFrame = undefined;
     this.capture.release();
   }
@@ -81,11 +82,21 @@ export class CaptureSource implements FrameSource {
     this.pendingFrame = undefined;
     if (mat.empty && this.loop && !this.closed) mat = await this.rewind();
     if (mat.empty || this.closed) {
+      mat.release();
       this.ended = true;
       return null;
     }
-    if (this.resize) mat = await resizeMat(mat, this.info.width, this.info.height);
-    const image = imageFromMat(mat);
+    let resized: Mat | undefined;
+    let image;
+    try {
+      if (this.resize) resized = await resizeMat(mat, this.info.width, this.info.height);
+      image = imageFromMat(resized ?? mat);
+    } finally {
+      // Free the pixels now rather than in a GC finaliser, as the codec does after decoding: the
+      // next read reuses the memory, and the addon's memory accounting never runs inside a GC.
+      resized?.release();
+      mat.release();
+    }
     await this.pacer.wait();
     return { image, captureTimeMs: wallClockMs() };
   }
