@@ -1,6 +1,7 @@
 import net from 'node:net';
 import { MessageDecoder, type Encoding } from '@camstream/protocol';
-import { FakeCamera, stallingClient } from '@camstream/testkit';
+import type { FrameSink, RawImage } from '@camstream/media';
+import { FakeCamera, readFrameNumber, stallingClient } from '@camstream/testkit';
 import { receive, ReceiverStats } from '@camstream/receiver';
 import { CheckingSink, codec, receiverHello, pump, startReceiver, startServer, until } from './harness';
 
@@ -176,4 +177,67 @@ it('a sink that opens slowly (a recorder) gets every frame that was decoded, non
   } finally {
     await server.close('test over');
   }
+});
+
+describe('decoded pixels are reused only when every sink is done with them', () => {
+  /** Reads the frame number when write() starts and again after a while: the pixels must not change meanwhile. */
+  class SlowSink implements FrameSink {
+    readonly numbers: number[] = [];
+    readonly buffers = new Set<Buffer>();
+    changedUnderfoot = 0;
+    async write(image: RawImage): Promise<void> {
+      const before = readFrameNumber(image);
+      this.buffers.add(image.data);
+      await new Promise((resolve) => setTimeout(resolve, 15));
+      if (readFrameNumber(image) !== before) this.changedUnderfoot++;
+      if (before !== null) this.numbers.push(before);
+    }
+    async close(): Promise<void> {}
+  }
+
+  /** Keeps every image to look at later, and says so. */
+  class KeepingSink implements FrameSink {
+    readonly keepsImages = true;
+    readonly kept: Array<{ image: RawImage; number: number | null }> = [];
+    write(image: RawImage): void {
+      this.kept.push({ image, number: readFrameNumber(image) });
+    }
+    async close(): Promise<void> {}
+  }
+
+  async function receiveJpeg(sinks: FrameSink[]): Promise<ReceiverStats> {
+    const frames = 40;
+    const camera = new FakeCamera({ width: 320, height: 240, fps: 100, frames });
+    const server = await startServer(camera, 'jpeg');
+    const stats = new ReceiverStats();
+    try {
+      const result = receive({
+        host: '127.0.0.1', port: server.port, name: 'pooling', codec, openSinks: async () => sinks,
+        maxFrames: frames, reconnect: false, stats, log: () => undefined, signal: new AbortController().signal,
+      });
+      await until(() => server.viewerList.length === 1, 'the receiver');
+      await pump(server, camera, 'jpeg');
+      expect(await result).toEqual({ outcome: 'frames-reached' });
+      return stats;
+    } finally {
+      await server.close('test over');
+    }
+  }
+
+  it('a slow sink sees its image unchanged until its write settles, and buffers are reused', async () => {
+    const slow = new SlowSink();
+    await receiveJpeg([slow]);
+    expect(slow.numbers.length).toBeGreaterThan(3);
+    expect(slow.changedUnderfoot).toBe(0);
+    expect(slow.buffers.size).toBeLessThan(slow.numbers.length);
+  });
+
+  it('a sink that keeps images gets buffers nobody reuses', async () => {
+    const slow = new SlowSink();
+    const keeping = new KeepingSink();
+    await receiveJpeg([slow, keeping]);
+    expect(keeping.kept.length).toBeGreaterThan(3);
+    for (const { image, number } of keeping.kept) expect(readFrameNumber(image)).toBe(number);
+    expect(new Set(keeping.kept.map((k) => k.image.data)).size).toBe(keeping.kept.length);
+  });
 });

@@ -47,7 +47,12 @@ export interface FrameSource {
 /** Encodes images to wire payloads and back. Implementations must not block the event loop. */
 export interface FrameCodec {
   encode(image: RawImage, encoding: Encoding, options?: { quality?: number }): Promise<Buffer>;
-  decode(payload: Buffer, encoding: Encoding, shape: { width: number; height: number; channels: number }): Promise<RawImage>;
+  /**
+   * `into`, if given, is a buffer of exactly width * height * channels bytes to decode into
+   * instead of a new one (the caller reuses memory); encodings that need no pixel buffer
+   * (raw-bgr wraps the payload) ignore it, so check whether `data` is `into`.
+   */
+  decode(payload: Buffer, encoding: Encoding, shape: { width: number; height: number; channels: number }, into?: Buffer): Promise<RawImage>;
 }
 
 /** Which frame of the stream an image is, for sinks that show or forward it. */
@@ -59,8 +64,14 @@ export interface FrameMeta {
 
 /** Where decoded frames go: a window, a recorder, a browser server. */
 export interface FrameSink {
-  /** Shows or stores one image; may drop it if the sink is busy, never queues without bound. */
+  /**
+   * Shows or stores one image; may drop it if the sink is busy, never queues without bound.
+   * The sink may read `image.data` until the returned promise settles (or until write returns,
+   * if it returns nothing); after that the caller may reuse the memory, unless `keepsImages`.
+   */
   write(image: RawImage, meta?: FrameMeta): void | Promise<void>;
+  /** True if the sink may read an image's bytes after its write() settled: they are then never reused. */
+  readonly keepsImages?: boolean;
   close(): Promise<void>;
 }
 

@@ -43,7 +43,7 @@ export class OpenCVCodec implements FrameCodec {
     throw new RangeError(`unknown encoding: ${String(encoding)}`);
   }
 
-  async decode(payload: Buffer, encoding: Encoding, shape: Shape): Promise<RawImage> {
+  async decode(payload: Buffer, encoding: Encoding, shape: Shape, into?: Buffer): Promise<RawImage> {
     const expected = `${shape.width}x${shape.height}x${shape.channels}`;
     if (encoding === 'raw-bgr') {
       const bytes = shape.width * shape.height * shape.channels;
@@ -52,7 +52,7 @@ export class OpenCVCodec implements FrameCodec {
       }
       return { width: shape.width, height: shape.height, channels: shape.channels, data: payload };
     }
-    if (encoding === 'jpeg') return decodeJpeg(payload, shape);
+    if (encoding === 'jpeg') return decodeJpeg(payload, shape, into);
     if (encoding !== 'png') throw new RangeError(`unknown encoding: ${String(encoding)}`);
     const cv = loadOpenCV();
     const flags = shape.channels === 1 ? cv.IMREAD_GRAYSCALE : shape.channels === 3 ? cv.IMREAD_COLOR : cv.IMREAD_UNCHANGED;
@@ -68,7 +68,7 @@ export class OpenCVCodec implements FrameCodec {
       if (decoded !== expected) {
         throw new ShapeMismatchError(`decoded ${encoding} image is ${decoded}, but the frame announced ${expected}`);
       }
-      return imageFromMat(mat);
+      return imageFromMat(mat, into);
     } finally {
       // Free the decoded pixels now, on this thread, instead of whenever the GC finalises the
       // Mat: the next decode then reuses the same memory (no fresh pages, ~9 us per page fault
@@ -80,7 +80,7 @@ export class OpenCVCodec implements FrameCodec {
 }
 
 /** The frame header is read first, so an image of another size is refused before any pixel is decoded. */
-async function decodeJpeg(payload: Buffer, shape: Shape): Promise<RawImage> {
+async function decodeJpeg(payload: Buffer, shape: Shape, into: Buffer | undefined): Promise<RawImage> {
   const { width, height, channels } = shape;
   const header = readJpegFrameHeader(payload);
   if (!header) throw new DecodeError(`jpeg payload of ${payload.length} bytes is not a decodable image: no JPEG frame header`);
@@ -88,7 +88,7 @@ async function decodeJpeg(payload: Buffer, shape: Shape): Promise<RawImage> {
     throw new ShapeMismatchError(`decoded jpeg image is ${header.width}x${header.height}x${header.components === 1 ? 1 : 3}, but the frame announced ${width}x${height}x${channels}`);
   }
   try {
-    return await decodeJpegTo(payload, width, height, channels);
+    return await decodeJpegTo(payload, width, height, channels, into);
   } catch (thrown) {
     throw new DecodeError(`jpeg payload of ${payload.length} bytes is not a decodable image: ${describeThrown(thrown)}`, { cause: thrown });
   }

@@ -99,6 +99,8 @@ export class OpenCVWindow implements Display {
   readonly closed: Promise<void>;
   private resolveClosed!: () => void;
   private latest: RawImage | undefined;
+  /** Resolves the write() of `latest`. */
+  private latestDone: (() => void) | undefined;
   private shown: RawImage | undefined;
   private seenVisible = false;
   private shownCount = 0;
@@ -125,12 +127,21 @@ export class OpenCVWindow implements Display {
     return this.reason;
   }
 
-  write(image: RawImage): void {
-    if (this.reason) return;
+  /** Resolves when the window is done with the image: it is on the screen, was replaced, or the window closed. */
+  write(image: RawImage): Promise<void> {
+    if (this.reason) return Promise.resolve();
     checkRawImage(image, `window "${this.title}"`);
     if (this.latest !== this.shown) this.droppedCount++;
+    this.releaseLatest();
     this.latest = image;
+    const done = new Promise<void>((resolve) => (this.latestDone = resolve));
     schedulePump(lastPumpAt + FRAME_PUMP_SPACING_MS - performance.now());
+    return done;
+  }
+
+  private releaseLatest(): void {
+    this.latestDone?.();
+    this.latestDone = undefined;
   }
 
   /** An image was written that is not on the screen yet. */
@@ -148,6 +159,7 @@ export class OpenCVWindow implements Display {
     if (!image || image === this.shown || this.reason) return;
     // imshow copies the pixels into the window's own buffer, so the wrapped Mat may go at once.
     loadOpenCV().imshow(this.title, wrapImage(image));
+    this.releaseLatest();
     this.shown = image;
     this.shownCount++;
   }
@@ -178,6 +190,7 @@ export class OpenCVWindow implements Display {
   private finish(reason: WindowCloseReason): void {
     if (this.reason) return;
     this.reason = reason;
+    this.releaseLatest();
     this.latest = undefined;
     this.shown = undefined;
     openWindows.delete(this);

@@ -49,11 +49,12 @@ function isStartOfFrame(marker: number): boolean {
 /**
  * Decodes a JPEG of a known size straight to BGR (or gray) pixels with libjpeg-turbo on the libuv
  * thread pool. Several decodes can run at once. The caller must have checked the size with
- * readJpegFrameHeader: the output buffer is allocated for it, so a larger image is refused by the
- * binding instead of being decoded into memory nobody asked for.
+ * readJpegFrameHeader: the output buffer (`into`, when it has the right size, else a new one) is
+ * sized for it, so a larger image is refused by the binding instead of overrunning it.
  */
-export async function decodeJpegTo(payload: Buffer, width: number, height: number, channels: 1 | 3): Promise<RawImage> {
-  const data = Buffer.allocUnsafe(width * height * channels);
+export async function decodeJpegTo(payload: Buffer, width: number, height: number, channels: 1 | 3, into?: Buffer): Promise<RawImage> {
+  const bytes = width * height * channels;
+  const data = into?.length === bytes ? into : Buffer.allocUnsafe(bytes);
   const decoded = await turbo.decompress(payload, data, { format: channels === 1 ? turbo.FORMAT_GRAY : turbo.FORMAT_BGR });
   if (decoded.width !== width || decoded.height !== height || decoded.data.length !== data.length) {
     throw new Error(`libjpeg-turbo decoded ${decoded.width}x${decoded.height}, expected ${width}x${height}`);

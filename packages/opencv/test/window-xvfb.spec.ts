@@ -57,7 +57,7 @@ describeWithXvfb('a window on a virtual X display (Xvfb)', () => {
   it('shows the latest image (checked in a screenshot) and closes when q is pressed', async () => {
     const title = 'camstream window test q';
     const child = openChildWindow(title);
-    await expect(child.waitForLine(/^READY/)).resolves.toBe('READY shown=1 dropped=5');
+    await expect(child.waitForLine(/^READY/)).resolves.toBe('READY shown=1 dropped=5 settled-before-shown=5');
 
     // Painting is asynchronous: look until the picture is on the screen.
     const image = distinctiveImage();

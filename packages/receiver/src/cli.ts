@@ -136,6 +136,10 @@ async function startBrowserViewer(options: ReceiverCliOptions, codec: OpenCVCode
   let streamIsJpeg = false;
   const sink: FrameSink = {
     write: (image, meta) => (streamIsJpeg ? undefined : viewer.write(image, meta)),
+    // It keeps the newest decoded image for browsers that connect later (raw and PNG streams).
+    get keepsImages() {
+      return !streamIsJpeg;
+    },
     close: async () => undefined, // closed with the run, not with each stream
   };
   const onFrame = (header: FrameHeader, payload: Buffer) => {

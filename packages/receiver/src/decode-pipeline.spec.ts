@@ -6,6 +6,7 @@ class ManualStages {
   readonly started: number[] = [];
   readonly accepted: number[] = [];
   readonly skipped: number[] = [];
+  readonly released: string[] = [];
   readonly shown: string[] = [];
   readonly errors: Array<[string, string]> = [];
   showGate: Promise<void> | undefined;
@@ -39,6 +40,7 @@ class ManualStages {
         accepted: (n) => void this.accepted.push(n),
         skipped: (n) => void this.skipped.push(n),
         show: this.show,
+        release: (image) => void this.released.push(image),
         onError: this.onError,
       },
       concurrency,
@@ -51,20 +53,22 @@ function flush(): Promise<void> {
 }
 
 describe('DecodePipeline', () => {
-  it('decodes as many at once as allowed, then keeps only the newest waiting item', async () => {
+  it('decodes as many at once as allowed, keeps one waiting per decoder, the newest ones', async () => {
     const stages = new ManualStages();
     const pipeline = stages.pipeline(2);
-    for (const n of [1, 2, 3, 4, 5]) pipeline.offer(n);
-    expect(stages.started).toEqual([1, 2]); // 3 and 4 were replaced while waiting
-    expect(pipeline.skipped).toBe(2);
+    for (const n of [1, 2, 3, 4, 5, 6]) pipeline.offer(n);
+    expect(stages.started).toEqual([1, 2]);
+    expect(stages.skipped).toEqual([3, 4]); // gave way to 5 and 6
     await stages.finish(1);
     expect(stages.started).toEqual([1, 2, 5]);
     await stages.finish(2);
+    expect(stages.started).toEqual([1, 2, 5, 6]);
     await stages.finish(5);
+    await stages.finish(6);
     await pipeline.idle();
-    expect(stages.shown).toEqual(['image 1', 'image 2', 'image 5']);
-    expect(stages.accepted).toEqual([1, 2, 5]);
-    expect(stages.skipped).toEqual([3, 4]);
+    expect(stages.shown).toEqual(['image 1', 'image 2', 'image 5', 'image 6']);
+    expect(stages.accepted).toEqual([1, 2, 5, 6]);
+    expect(pipeline.skipped).toBe(2);
   });
 
   it('hands decodes on in arrival order: one that finishes early waits for the older one', async () => {
@@ -114,6 +118,7 @@ describe('DecodePipeline', () => {
     expect(stages.shown).toEqual(['image 1', 'image 3']);
     expect(stages.skipped).toEqual([2]);
     expect(pipeline.skipped).toBe(1);
+    expect(stages.released.sort()).toEqual(['image 1', 'image 2', 'image 3']); // each exactly once
   });
 
   it('reports failed decodes and failed shows by stage, and keeps going', async () => {
@@ -132,6 +137,7 @@ describe('DecodePipeline', () => {
       ['show', 'sink broke'],
     ]);
     expect(stages.shown).toEqual(['image 3']);
+    expect(stages.released).toEqual(['image 99', 'image 3']); // a failed show releases too
   });
 
   it('idle() waits for decodes and shows in flight', async () => {

@@ -7,6 +7,8 @@ export interface PipelineStages<T, D> {
   skipped?(item: T): void;
   /** Runs one at a time, in arrival order. */
   show(decoded: D, item: T): Promise<void>;
+  /** Called once for every decoded item when it was shown or skipped: nothing here uses it any more. */
+  release?(decoded: D, item: T): void;
   /** A failed decode drops its item; a failed show is reported and the next item is shown. */
   onError(err: unknown, stage: 'decode' | 'show'): void;
 }
@@ -20,8 +22,10 @@ interface Ticket<T, D> {
 
 /**
  * Decode-then-show with latest-wins, so latency never grows behind a slow step and memory stays
- * bounded (`concurrency` decoding, one waiting to decode, one showing, one waiting to show):
- * - offer() starts a decode when a slot is free; otherwise the item replaces the one waiting;
+ * bounded (`concurrency` decoding, as many waiting to decode, one showing, one waiting to show):
+ * - offer() starts a decode when a slot is free; otherwise the item waits, one per decoder, so
+ *   a burst of frames from one socket read is not thinned out; when all wait places are taken,
+ *   the oldest waiting item gives way;
  * - decodes finish in any order but are handed on in arrival order: a decode that finishes
  *   early waits for the older ones still running, so frames never go backwards;
  * - while one item is being shown, a newer decoded item replaces the one waiting to be shown.
@@ -31,7 +35,7 @@ export class DecodePipeline<T, D> {
   private nextOrder = 0;
   /** Decodes started and not yet handed on, oldest first. */
   private readonly inFlight: Array<Ticket<T, D>> = [];
-  private waiting: Ticket<T, D> | undefined;
+  private readonly waiting: Array<Ticket<T, D>> = [];
   private showing = false;
   private waitingToShow: { ticket: Ticket<T, D>; decoded: D } | undefined;
   private idleWaiters: Array<() => void> = [];
@@ -47,8 +51,8 @@ export class DecodePipeline<T, D> {
   offer(item: T): void {
     const ticket: Ticket<T, D> = { order: this.nextOrder++, item };
     if (this.inFlight.length < this.concurrency) return this.startDecode(ticket);
-    if (this.waiting !== undefined) this.skip(this.waiting);
-    this.waiting = ticket;
+    if (this.waiting.length >= this.concurrency) this.skip(this.waiting.shift()!);
+    this.waiting.push(ticket);
   }
 
   /** Resolves when nothing decodes, shows or waits. */
@@ -58,7 +62,7 @@ export class DecodePipeline<T, D> {
   }
 
   private isIdle(): boolean {
-    return this.inFlight.length === 0 && !this.showing && this.waiting === undefined;
+    return this.inFlight.length === 0 && !this.showing && this.waiting.length === 0;
   }
 
   private startDecode(ticket: Ticket<T, D>): void {
@@ -78,18 +82,18 @@ export class DecodePipeline<T, D> {
       const done = this.inFlight.shift()!;
       if (done.result!.decoded !== undefined) this.decoded(done, done.result!.decoded);
     }
-    const next = this.waiting;
-    if (next && this.inFlight.length < this.concurrency) {
-      this.waiting = undefined;
-      this.startDecode(next);
-    }
+    while (this.waiting.length > 0 && this.inFlight.length < this.concurrency) this.startDecode(this.waiting.shift()!);
     this.settleIfIdle();
   }
 
   private decoded(ticket: Ticket<T, D>, decoded: D): void {
     this.stages.accepted?.(ticket.item);
     if (this.showing) {
-      if (this.waitingToShow !== undefined) this.skip(this.waitingToShow.ticket);
+      const replaced = this.waitingToShow;
+      if (replaced !== undefined) {
+        this.skip(replaced.ticket);
+        this.stages.release?.(replaced.decoded, replaced.ticket.item);
+      }
       this.waitingToShow = { ticket, decoded };
       return;
     }
@@ -105,6 +109,7 @@ export class DecodePipeline<T, D> {
       } catch (err) {
         this.stages.onError(err, 'show');
       }
+      this.stages.release?.(next.decoded, next.ticket.item);
       next = this.waitingToShow;
       this.waitingToShow = undefined;
     }

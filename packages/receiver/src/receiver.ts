@@ -2,6 +2,7 @@ import { availableParallelism } from 'node:os';
 import type { FrameCodec, FrameSink, RawImage } from '@camstream/media';
 import type { FrameHeader, StreamDescription } from '@camstream/protocol';
 import { ReceiverStats } from './stats';
+import { BufferPool } from './buffer-pool';
 import { DecodePipeline } from './decode-pipeline';
 import { AuthError, runSession, type SessionEnd, type SessionOptions } from './session';
 
@@ -42,11 +43,18 @@ interface ReceivedFrame {
   payload: Buffer;
 }
 
+interface DecodedFrame {
+  image: RawImage;
+  /** The pixels are in a buffer of the pool, to be handed back when every sink is done. */
+  pooled: boolean;
+}
+
 /**
  * Connects, checks and decodes frames, feeds the sinks; reconnects with exponential backoff when
  * the sender is not there yet or goes away. Decoding is latest-wins, on several threads when
  * frames come faster than one decode takes; frames are shown in order, and a slow display or
- * recorder skips frames instead of queueing them.
+ * recorder skips frames instead of queueing them. Sinks get each image at once (in parallel),
+ * and decoded pixels are reused once every sink is done with them.
  */
 export async function receive(options: ReceiverOptions): Promise<ReceiverResult> {
   const { stats, log, signal } = options;
@@ -62,18 +70,38 @@ export async function receive(options: ReceiverOptions): Promise<ReceiverResult>
   const done = new AbortController();
   const stopBoth = AbortSignal.any([signal, done.signal]);
 
-  const decodeAndShow = new DecodePipeline<ReceivedFrame, RawImage>(
+  const concurrency = options.decodeConcurrency ?? Math.min(4, availableParallelism());
+  // Enough for every decode in flight, the frame being shown and the one waiting to be shown.
+  const pixels = new BufferPool(concurrency + 2);
+  const sinksKeepImages = () => sinks.some((s) => s.keepsImages) || lastingSinks.some((s) => s.keepsImages);
+
+  const decodeAndShow = new DecodePipeline<ReceivedFrame, DecodedFrame>(
     {
-      decode: ({ header, payload }) => options.codec.decode(payload, header.encoding, header),
+      decode: async ({ header, payload }) => {
+        const into = pixels.take(header.width * header.height * header.channels);
+        let image: RawImage;
+        try {
+          image = await options.codec.decode(payload, header.encoding, header, into);
+        } catch (err) {
+          pixels.give(into);
+          throw err;
+        }
+        if (image.data !== into) pixels.give(into); // raw frames wrap their payload
+        return { image, pooled: image.data === into };
+      },
       accepted: ({ header }) => stats.frameDecoded(wallClockMs() - header.captureTime),
       skipped: () => stats.skipped++,
-      show: async (image, { header }) => {
+      show: async ({ image }, { header }) => {
         const meta = { seq: header.seq, captureTime: header.captureTime };
         // Wait for a recorder that is still opening: meanwhile newer frames are skipped and
         // counted, never decoded into no sink at all.
         await sinkReady;
-        for (const sink of sinks) await sink.write(image, meta);
-        for (const sink of lastingSinks) await sink.write(image, meta);
+        const writes = await Promise.allSettled([...sinks, ...lastingSinks].map((sink) => sink.write(image, meta)));
+        const failed = writes.find((w): w is PromiseRejectedResult => w.status === 'rejected');
+        if (failed) throw failed.reason;
+      },
+      release: ({ image, pooled }) => {
+        if (pooled && !sinksKeepImages()) pixels.give(image.data);
       },
       onError: (err, stage) => {
         if (stage === 'decode') {
@@ -84,7 +112,7 @@ export async function receive(options: ReceiverOptions): Promise<ReceiverResult>
         }
       },
     },
-    options.decodeConcurrency ?? Math.min(4, availableParallelism()),
+    concurrency,
   );
 
   try {
