@@ -74,9 +74,9 @@ async function main(): Promise<void> {
   const opencv = new OpenCVCodec();
   const codec: FrameCodec = {
     encode: (image, encoding, options) => opencv.encode(image, encoding, options),
-    decode: async (payload, encoding, shape) => {
+    decode: async (payload, encoding, shape, into) => {
       const started = performance.now();
-      const image = await opencv.decode(payload, encoding, shape);
+      const image = await opencv.decode(payload, encoding, shape, into);
       if (decodeTimes.length < 100_000) decodeTimes.push(performance.now() - started);
       return image;
     },

@@ -1,8 +1,10 @@
 /**
  * The contracts between the apps (sender, receiver) and whatever captures, encodes or shows
- * images: the OpenCV adapter implements them for real, the testkit with fakes. Types only,
- * so that depending on this package never loads OpenCV.
+ * images: the OpenCV adapter implements them for real, the testkit with fakes. Types, plus
+ * BufferPool (no dependencies), so that depending on this package never loads OpenCV.
  */
+
+export { BufferPool } from './buffer-pool';
 
 /** Wire encodings of one image; the protocol's frame header names one of these. */
 export type Encoding = 'raw-bgr' | 'jpeg' | 'png';
@@ -41,6 +43,8 @@ export interface CapturedFrame {
 export interface FrameSource {
   readonly info: SourceInfo;
   read(): Promise<CapturedFrame | null>;
+  /** Optional: takes back an image this source delivered, once nothing reads its bytes, to reuse them. */
+  recycle?(image: RawImage): void;
   close(): Promise<void>;
 }
 

@@ -1,5 +1,5 @@
 import { existsSync, statSync } from 'node:fs';
-import type { CapturedFrame, FrameSource, SourceInfo } from '@camstream/media';
+import { BufferPool, type CapturedFrame, type FrameSource, type RawImage, type SourceInfo } from '@camstream/media';
 import type { Mat, VideoCapture } from '@u4/opencv4nodejs';
 import { describeThrown, SourceNotFoundError, SourceOpenError } from './errors';
 import { imageFromMat, resizeMat } from './images';
@@ -49,6 +49,8 @@ export class CaptureSource implements FrameSource {
   private lastRead: Promise<unknown> = Promise.resolve();
   private closed = false;
   private ended = false;
+  /** Frames handed back by the pump once encoded: a few are in flight at once. */
+  private readonly buffers = new BufferPool(4);
 
   constructor(setup: CaptureSourceSetup) {
     this.capture = setup.capture;
@@ -65,6 +67,10 @@ export class CaptureSource implements FrameSource {
     const next = this.lastRead.then(() => this.readNext());
     this.lastRead = next.catch(() => undefined);
     return next;
+  }
+
+  recycle(image: RawImage): void {
+    this.buffers.give(image.data);
   }
 
   async close(): Promise<void> {
@@ -90,7 +96,8 @@ export class CaptureSource implements FrameSource {
     let image;
     try {
       if (this.resize) resized = await resizeMat(mat, this.info.width, this.info.height);
-      image = imageFromMat(resized ?? mat);
+      const pixels = resized ?? mat;
+      image = imageFromMat(pixels, this.buffers.take(pixels.rows * pixels.cols * pixels.channels));
     } finally {
       // Free the pixels now rather than in a GC finaliser, as the codec does after decoding: the
       // next read reuses the memory, and the addon's memory accounting never runs inside a GC.

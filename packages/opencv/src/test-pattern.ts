@@ -1,4 +1,4 @@
-import type { CapturedFrame, FrameSource, SourceInfo } from '@camstream/media';
+import { BufferPool, type CapturedFrame, type FrameSource, type RawImage, type SourceInfo } from '@camstream/media';
 import type { Mat } from '@u4/opencv4nodejs';
 import { loadOpenCV } from './load-opencv';
 import { FramePacer, wallClockMs } from './pacing';
@@ -72,6 +72,8 @@ export class TestPatternSource implements FrameSource {
   private readonly backgroundBytes: Buffer;
   private frameNumber = 0;
   private closed = false;
+  /** Frames handed back by the pump once encoded: a few are in flight at once. */
+  private readonly buffers = new BufferPool(4);
 
   constructor(width: number = TEST_PATTERN_DEFAULTS.width, height: number = TEST_PATTERN_DEFAULTS.height, fps: number = TEST_PATTERN_DEFAULTS.fps) {
     if (!Number.isInteger(width) || !Number.isInteger(height) || width < 16 || height < 16) {
@@ -100,10 +102,14 @@ export class TestPatternSource implements FrameSource {
     this.closed = true;
   }
 
+  recycle(image: RawImage): void {
+    this.buffers.give(image.data);
+  }
+
   private render(frameNumber: number, wallMs: number) {
     const cv = loadOpenCV();
     const { width, height } = this.info;
-    const data = Buffer.allocUnsafe(width * height * 3);
+    const data = this.buffers.take(width * height * 3);
     const frame = new cv.Mat(height, width, cv.CV_8UC3, data);
     this.background.copyTo(frame);
 

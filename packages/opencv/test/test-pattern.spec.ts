@@ -43,6 +43,25 @@ describe('test pattern source', () => {
     expect(box.some((value) => value < 40)).toBe(true);
   });
 
+  it('draws a recycled frame\'s buffer afresh, and never hands out one still in use', async () => {
+    source = await openSource('test', { width: 320, height: 240, fps: 0 });
+    const first = (await source.read())!.image;
+    const kept = Buffer.from(first.data);
+    const second = (await source.read())!.image;
+    expect(second.data).not.toBe(first.data);
+    expect(first.data.equals(kept)).toBe(true); // not drawn over: it was not given back
+    source.recycle!(first);
+    const third = (await source.read())!.image;
+    expect(third.data).toBe(first.data);
+    const fresh = await openSource('test', { width: 320, height: 240, fps: 0 });
+    for (let i = 0; i < 2; i++) await fresh.read();
+    // Frame 2, completely redrawn (the bottom half: bar and ball; the top holds the clock).
+    const bottom = { x: 0, y: 120, width: 320, height: 120 };
+    expect(cropBytes(third, bottom).equals(cropBytes((await fresh.read())!.image, bottom))).toBe(true);
+    expect(cropBytes(third, bottom).equals(cropBytes({ ...first, data: kept }, bottom))).toBe(false);
+    await fresh.close();
+  });
+
   it('stamps frames with the wall clock, with a sub-millisecond fraction', async () => {
     source = await openSource('test', { width: 64, height: 48, fps: 0 });
     const stamps: number[] = [];

@@ -1,8 +1,7 @@
 import { availableParallelism } from 'node:os';
-import type { FrameCodec, FrameSink, RawImage } from '@camstream/media';
+import { BufferPool, type FrameCodec, type FrameSink, type RawImage } from '@camstream/media';
 import type { FrameHeader, StreamDescription } from '@camstream/protocol';
 import { ReceiverStats } from './stats';
-import { BufferPool } from './buffer-pool';
 import { DecodePipeline } from './decode-pipeline';
 import { AuthError, runSession, type SessionEnd, type SessionOptions } from './session';
 

@@ -1,4 +1,4 @@
-import type { FrameCodec, RawImage } from '@camstream/media';
+import type { FrameCodec, FrameSink, FrameSource, RawImage } from '@camstream/media';
 import { crc32 } from '@camstream/protocol';
 import { FakeCamera, readFrameNumber } from '@camstream/testkit';
 import type { EncodedFrame } from './encoded-frame';
@@ -55,5 +55,54 @@ describe('pumpFrames', () => {
     const result = await pumpFrames({ source, codec, encoding: 'raw-bgr', publish: () => ++count === 3 && abort.abort(), signal: abort.signal });
     expect(result).toBe('stopped');
     expect(count).toBe(3);
+  });
+
+  describe('gives captured pixels back to the source', () => {
+    /** A FakeCamera that records what is handed back, and a codec and preview that check it is not too early. */
+    function recyclingSetup() {
+      const camera = new FakeCamera({ width: 64, height: 48, fps: 0, frames: 8 });
+      const recycled = new Set<RawImage>();
+      let tooEarly = 0;
+      const source: FrameSource = {
+        info: camera.info,
+        read: () => camera.read(),
+        close: () => camera.close(),
+        recycle: (image) => void recycled.add(image),
+      };
+      const codec: FrameCodec = {
+        encode: async (image) => {
+          await new Promise((resolve) => setTimeout(resolve, 5));
+          if (recycled.has(image)) tooEarly++;
+          return Buffer.from(image.data);
+        },
+        decode: async () => {
+          throw new Error('not used');
+        },
+      };
+      const preview: FrameSink = {
+        write: async (image) => {
+          await new Promise((resolve) => setTimeout(resolve, 5));
+          if (recycled.has(image)) tooEarly++;
+        },
+        close: async () => undefined,
+      };
+      return { source, codec, preview, recycled, tooEarly: () => tooEarly };
+    }
+
+    it('once encoded and previewed', async () => {
+      const { source, codec, preview, recycled, tooEarly } = recyclingSetup();
+      await pumpFrames({ source, codec, encoding: 'jpeg', preview, publish: () => undefined });
+      await new Promise((resolve) => setTimeout(resolve, 20)); // the last preview settles
+      expect(recycled.size).toBe(8);
+      expect(tooEarly()).toBe(0);
+    });
+
+    it('never for raw frames, whose payload is the captured image itself', async () => {
+      const { source, preview, recycled } = recyclingSetup();
+      const { codec } = countingCodec();
+      await pumpFrames({ source, codec, encoding: 'raw-bgr', preview, publish: () => undefined });
+      await new Promise((resolve) => setTimeout(resolve, 20));
+      expect(recycled.size).toBe(0);
+    });
   });
 });

@@ -29,17 +29,27 @@ export type PumpResult = 'source-ended' | 'stopped';
  * fastest viewer takes frames: a frame is published once the previous one has been written to
  * some viewer (frameTaken), so the pump never captures, checksums and encodes frames only for
  * every viewer to drop them. Paced sources (cameras) are read and published on time, always.
+ *
+ * Once a frame is encoded (and previewed), its pixels go back to the source (`recycle`) for a
+ * later capture, except raw frames, whose payload is the captured image itself.
  */
 export async function pumpFrames(options: PumpOptions): Promise<PumpResult> {
   const { source, signal } = options;
   const paceToViewers = source.info.fps === 0;
   let seq = 0;
   let previous: EncodedFrame | undefined;
+  /** Gives a frame's pixels back to the source once the preview (if any) is done with them. */
+  const recycleAfter = (previewed: void | Promise<void> | undefined, { image }: CapturedFrame) => {
+    if (!source.recycle) return;
+    const recycle = () => source.recycle!(image);
+    if (previewed) void previewed.then(recycle, recycle);
+    else recycle();
+  };
   let frame = await source.read();
   while (frame) {
     if (signal?.aborted) return 'stopped';
     if (options.hasAudience && !options.hasAudience()) {
-      void options.preview?.write(frame.image);
+      recycleAfter(options.preview?.write(frame.image), frame);
       frame = await source.read();
       continue;
     }
@@ -55,7 +65,9 @@ export async function pumpFrames(options: PumpOptions): Promise<PumpResult> {
     if (signal?.aborted) return 'stopped';
     options.publish(result);
     previous = result;
-    void options.preview?.write(frame.image);
+    // A raw frame's payload is the captured image itself, still queued on viewers' sockets.
+    if (options.encoding === 'raw-bgr') void options.preview?.write(frame.image);
+    else recycleAfter(options.preview?.write(frame.image), frame);
     frame = await next;
   }
   return signal?.aborted ? 'stopped' : 'source-ended';

@@ -1,8 +1,8 @@
 /**
- * Reuses the pixel buffers of decoded frames. A fresh 1080p Buffer per frame costs the main
- * thread about 2 ms (allocation, page faults, and a full GC every half second at 30 fps that
- * the external memory triggers); a reused one costs nothing. Holds buffers of one size only:
- * a new frame size drops the old ones.
+ * Reuses the pixel buffers of frames (captured or decoded). A fresh 1080p Buffer per frame costs
+ * the main thread about 2 ms (allocation, page faults), and at 720p 30 fps the external memory
+ * makes V8 run a full mark-compact about twice a second, each pausing the event loop 5-15 ms; a
+ * reused buffer costs nothing. Holds buffers of one size only: a new size drops the old ones.
  */
 export class BufferPool {
   private readonly free: Buffer[] = [];
