@@ -35,7 +35,8 @@ Options:
   --modes LIST           raw,jpeg (default both)
   --receivers LIST       receiver counts (default 1,4)
   --quality N            JPEG quality (default 80)
-  --no-latency           skip the paced 1280x720 JPEG latency cell
+  --no-latency           skip the paced 1280x720 JPEG latency cells (1 receiver and each
+                         count of --receivers above 1)
   --no-paced             skip the JPEG cells paced at the fps targets (one receiver each)
   --no-tutorial          skip the tutorial's Python pair
   --tutorial-sizes LIST  sizes for the tutorial (default: all of --sizes; --quick: up to 1280x720)
@@ -180,6 +181,9 @@ async function main(): Promise<number> {
     }
   }
   const latencySpec: CellSpec = { kind: 'latency', ...LATENCY_SIZE, encoding: 'jpeg', quality, receivers: 1, fps: LATENCY_FPS };
+  // The same camera watched by several receivers: the fan-out case this machine can carry
+  // (flat out, N receivers share 2 cores, see README).
+  const latencySpecs = [latencySpec, ...receiverCounts.filter((n) => n > 1).map((receivers) => ({ ...latencySpec, receivers }))];
   // JPEG paced at its target: does one receiver keep up with a camera at that rate?
   const pacedSpecs: CellSpec[] =
     values['no-paced'] || !modes.includes('jpeg')
@@ -234,11 +238,11 @@ async function main(): Promise<number> {
       const r = cell.receivers[0];
       log(`run ${run}/${repeat}: ${sizeOf(spec)} jpeg paced at ${spec.fps} fps: ${r?.decodedFps} fps decoded, ${r?.receivedFps} received`);
     }
-    if (!values['no-latency']) {
-      const cell = await measure(latencySpec, { ...settings, warmupS: Math.max(warmupS, 3), durationS: latencyS });
+    for (const spec of values['no-latency'] ? [] : latencySpecs) {
+      const cell = await measure(spec, { ...settings, warmupS: Math.max(warmupS, 3), durationS: latencyS });
       cells.push(cell);
-      const latency = cell.receivers[0]?.latencyMs;
-      log(`run ${run}/${repeat}: latency 1280x720 jpeg @ ${LATENCY_FPS} fps: p50 ${latency?.p50} ms, p99 ${latency?.p99} ms`);
+      const latency = cell.receivers.map((r) => `p50 ${r.latencyMs?.p50} / p99 ${r.latencyMs?.p99} ms`).join(', ');
+      log(`run ${run}/${repeat}: latency 1280x720 jpeg @ ${LATENCY_FPS} fps x${spec.receivers}: ${latency}`);
     }
     for (const size of tutorialSizes) {
       const background = await settle();
@@ -295,7 +299,7 @@ function notes(rows: Row[], cells: CellResult[], quietBelow: number): string[] {
   ];
   for (const r of rows.filter((row) => row.kind === 'latency')) {
     lines.push(
-      `Latency row: capture -> received (before decoding) p50 ${showStat(r.arrivalP50, 1)} / p99 ${showStat(r.arrivalP99, 1)} ms; one decode p50 ${showStat(r.decodeP50, 1)} / p99 ${showStat(r.decodeP99, 1)} ms.`,
+      `Latency row${r.receivers > 1 ? ` (${r.receivers} receivers)` : ''}: capture -> received (before decoding) p50 ${showStat(r.arrivalP50, 1)} / p99 ${showStat(r.arrivalP99, 1)} ms; one decode p50 ${showStat(r.decodeP50, 1)} / p99 ${showStat(r.decodeP99, 1)} ms.`,
     );
   }
   const others = cells.map((c) => c.othersCpuPercent).filter((x): x is number => x !== undefined).sort((a, b) => a - b);
