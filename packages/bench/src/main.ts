@@ -15,7 +15,7 @@ import { workspaceRoot } from '@camstream/testkit';
 import { cpus } from 'node:os';
 import { cellProblem, runCell, runTutorial, type CellResult, type CellSpec, type DriverSettings, type TutorialResult } from './cells';
 import { ensureClip, sharedDir } from './frames';
-import { LAUNCH_ENV, launchEnv } from './launch-env';
+import { launchEnv } from './launch-env';
 import { waitForQuiet } from './machine-load';
 import { buildRows, FPS_TARGETS, fpsChart, markdownTable, showStat, sizeOf, textTable, type Row } from './report';
 
@@ -40,8 +40,6 @@ Options:
   --no-paced             skip the JPEG cells paced at the fps targets (one receiver each)
   --no-tutorial          skip the tutorial's Python pair
   --tutorial-sizes LIST  sizes for the tutorial (default: all of --sizes; --quick: up to 1280x720)
-  --no-tuning            start the drivers without the launch settings of launch-env.ts
-                         (NODE_OPTIONS=--max-semi-space-size=32), to see what they are worth
   --env NAME=VALUE       extra environment for the drivers (repeatable), e.g. UV_THREADPOOL_SIZE=2
   --quiet-below N        before each cell, wait until the rest of the machine uses less than
                          N % of one core (default 25), ...
@@ -94,7 +92,6 @@ async function main(): Promise<number> {
       'no-tutorial': { type: 'boolean', default: false },
       'no-paced': { type: 'boolean', default: false },
       'tutorial-sizes': { type: 'string' },
-      'no-tuning': { type: 'boolean', default: false },
       env: { type: 'string', multiple: true, default: [] },
       'cpu-prof': { type: 'boolean', default: false },
       'capture-copy': { type: 'boolean', default: false },
@@ -148,7 +145,7 @@ async function main(): Promise<number> {
   mkdirSync(outDir, { recursive: true });
   mkdirSync(framesDir, { recursive: true });
 
-  const extra: Record<string, string> = values['no-tuning'] ? {} : { ...LAUNCH_ENV };
+  const extra: Record<string, string> = {};
   for (const setting of values.env) {
     const eq = setting.indexOf('=');
     if (eq < 1) throw new Error(`--env ${JSON.stringify(setting)}: expected NAME=VALUE`);
