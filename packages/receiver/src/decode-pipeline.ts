@@ -1,7 +1,7 @@
 export interface PipelineStages<T, D> {
   /** Runs up to `concurrency` at once (on worker threads, so they really overlap). */
   decode(item: T): Promise<D>;
-  /** Called in arrival order for each decoded item that will be shown, as soon as it is decoded. */
+  /** Called for each decoded item as it is handed on, in arrival order (a busy sink may still skip it). */
   accepted?(item: T): void;
   /** Called for each item that will never be shown (a newer one took its place). */
   skipped?(item: T): void;
@@ -14,7 +14,6 @@ export interface PipelineStages<T, D> {
 }
 
 interface Ticket<T, D> {
-  readonly order: number;
   readonly item: T;
   /** Set when the decode settled: the image, or undefined if it failed. */
   result?: { decoded: D | undefined };
@@ -32,7 +31,6 @@ interface Ticket<T, D> {
  * Every item that is offered but never shown is counted in `skipped` (failed decodes are not).
  */
 export class DecodePipeline<T, D> {
-  private nextOrder = 0;
   /** Decodes started and not yet handed on, oldest first. */
   private readonly inFlight: Array<Ticket<T, D>> = [];
   private readonly waiting: Array<Ticket<T, D>> = [];
@@ -49,7 +47,7 @@ export class DecodePipeline<T, D> {
   }
 
   offer(item: T): void {
-    const ticket: Ticket<T, D> = { order: this.nextOrder++, item };
+    const ticket: Ticket<T, D> = { item };
     if (this.inFlight.length < this.concurrency) return this.startDecode(ticket);
     if (this.waiting.length >= this.concurrency) this.skip(this.waiting.shift()!);
     this.waiting.push(ticket);
