@@ -449,3 +449,32 @@ it('never allocated what the fake senders announced (1 GB, 2^64 - 1, 100 MB): me
   await sleep(100);
   expect(rssMb() - rssAtStart).toBeLessThan(RSS_GROWTH_LIMIT_MB);
 });
+
+it('receive() passes its timeouts on: a sender that goes quiet after its hello is dropped and retried', async () => {
+  await using fake = await FakeSender.start(async (socket: net.Socket) => {
+    await FakeSender.helloFrom(socket);
+    await writeAll(socket, senderHello(JPEG_STREAM)); // and then nothing, not even pings
+  });
+  const log: string[] = [];
+  const abort = new AbortController();
+  const result = receive({
+    host: '127.0.0.1',
+    port: fake.port,
+    name: 'patient',
+    codec,
+    openSinks: async () => [],
+    reconnect: true,
+    backoffMs: { min: 20, max: 50 },
+    timeouts: { idleTimeoutMs: 300 },
+    stats: new ReceiverStats(),
+    log: (line) => log.push(line),
+    signal: abort.signal,
+  });
+  try {
+    await until(() => fake.connections >= 2, 'the receiver to give up on the quiet sender and come back', 5000);
+  } finally {
+    abort.abort();
+  }
+  expect(await result).toEqual({ outcome: 'stopped' });
+  expect(log).toContain('no data from the sender for 300 ms: the connection is dead');
+});

@@ -26,6 +26,8 @@ export interface ReceiverOptions {
   reconnect: boolean;
   /** Shared secret and TLS trust, passed to every connection. */
   security?: Pick<SessionOptions, 'secret' | 'tls'>;
+  /** How long to wait for the sender's hello, and for any byte once streaming (defaults: 5 s, 10 s). */
+  timeouts?: Pick<SessionOptions, 'handshakeTimeoutMs' | 'idleTimeoutMs'>;
   /** Backoff between attempts, doubling from min to max. */
   backoffMs?: { min: number; max: number };
   stats: ReceiverStats;
@@ -118,7 +120,7 @@ export async function receive(options: ReceiverOptions): Promise<ReceiverResult>
     for (;;) {
       sequence.reset();
       const end: SessionEnd = await runSession(
-        { host: options.host, port: options.port, name: options.name, signal: stopBoth, ...options.security },
+        { host: options.host, port: options.port, name: options.name, signal: stopBoth, ...options.security, ...options.timeouts },
         {
           onStream: (stream) => {
             log(`connected to ${options.host}:${options.port}: ${stream.source ?? 'stream'} ${stream.width}x${stream.height} ${stream.encoding} @ ${stream.fps} fps`);

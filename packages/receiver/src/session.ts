@@ -75,7 +75,7 @@ export function runSession(options: SessionOptions, handlers: SessionHandlers): 
     socket.setKeepAlive(true, 10_000);
     const idleMs = options.idleTimeoutMs ?? 10_000;
     socket.setTimeout(idleMs, () =>
-      finish({ kind: 'failed', connected, error: new Error(`no data from the sender for ${Math.round(idleMs / 1000)} s: the connection is dead`) }),
+      finish({ kind: 'failed', connected, error: new Error(`no data from the sender for ${idleMs % 1000 === 0 ? `${idleMs / 1000} s` : `${idleMs} ms`}: the connection is dead`) }),
     );
     const receiverNonce = newNonce();
     let senderNonce: string | undefined;
