@@ -93,7 +93,7 @@ export class CaptureSource implements FrameSource {
       return null;
     }
     let resized: Mat | undefined;
-    let image;
+    let image: RawImage;
     try {
       if (this.resize) resized = await resizeMat(mat, this.info.width, this.info.height);
       const pixels = resized ?? mat;

@@ -136,9 +136,9 @@ async function startBrowserViewer(options: ReceiverCliOptions, codec: OpenCVCode
   let streamIsJpeg = false;
   const sink: FrameSink = {
     write: (image, meta) => (streamIsJpeg ? undefined : viewer.write(image, meta)),
-    // It keeps the newest decoded image for browsers that connect later (raw and PNG streams).
+    // JPEG streams reach the viewer as their payloads; decoded images only for raw and PNG.
     get keepsImages() {
-      return !streamIsJpeg;
+      return !streamIsJpeg && viewer.keepsImages;
     },
     close: async () => undefined, // closed with the run, not with each stream
   };

@@ -120,6 +120,8 @@ interface RawFrame {
  * never slows the others or the receiver.
  */
 export class HttpViewer implements FrameSink {
+  /** It holds the newest decoded image after write() returns, for browsers that connect later. */
+  readonly keepsImages = true;
   private readonly mjpegClients = new Set<MjpegClient>();
   private readonly eventClients = new Set<EventClient>();
   private latestFrame: PublishedFrame | undefined;
