@@ -1,7 +1,7 @@
 import type { FrameSink, FrameSource, RawImage } from '@camstream/media';
 import { OpenCVCodec } from '@camstream/opencv';
 import { encodeMessage, PROTOCOL_NAME, PROTOCOL_VERSION, type Encoding } from '@camstream/protocol';
-import { receive, ReceiverStats, type ReceiverResult } from '@camstream/receiver';
+import { receive, ReceiverStats, type ReceiverOptions, type ReceiverResult } from '@camstream/receiver';
 import { imageDifference, readFrameNumber, renderFakeFrame } from '@camstream/testkit';
 import { pumpFrames, StreamServer, type PumpResult } from '@camstream/sender';
 
@@ -48,7 +48,10 @@ export interface TestReceiver {
   log: string[];
 }
 
-export function startReceiver(port: number, options: { maxFrames?: number; reconnect?: boolean; name?: string } = {}): TestReceiver {
+export function startReceiver(
+  port: number,
+  options: { maxFrames?: number; reconnect?: boolean; name?: string; timeouts?: ReceiverOptions['timeouts'] } = {},
+): TestReceiver {
   const stats = new ReceiverStats();
   const sink = new CheckingSink();
   const abort = new AbortController();
@@ -61,6 +64,7 @@ export function startReceiver(port: number, options: { maxFrames?: number; recon
     openSinks: async () => [sink],
     ...(options.maxFrames === undefined ? {} : { maxFrames: options.maxFrames }),
     reconnect: options.reconnect ?? false,
+    ...(options.timeouts ? { timeouts: options.timeouts } : {}),
     backoffMs: { min: 20, max: 200 },
     stats,
     log: (line) => log.push(line),

@@ -1,7 +1,7 @@
 import type net from 'node:net';
 import fc from 'fast-check';
 import { crc32, frameHeader, type FrameHeader, type Header, type StreamDescription } from '@camstream/protocol';
-import { receive, ReceiverStats, runSession, SequenceCheck, type SessionEnd } from '@camstream/receiver';
+import { runSession, SequenceCheck, type SessionEnd } from '@camstream/receiver';
 import { FakeCamera, renderFakeFrame } from '@camstream/testkit';
 import {
   codec,
@@ -250,26 +250,12 @@ describe.each(cases)('a sender sending $name', (c) => {
 
   it('receive() counts it, reconnects and carries on', async () => {
     await using fake = await hostileSender(c);
-    const stats = new ReceiverStats();
-    const log: string[] = [];
-    const abort = new AbortController();
-    const result = receive({
-      host: '127.0.0.1',
-      port: fake.port,
-      name: 'victim',
-      codec,
-      openSinks: async () => [],
-      reconnect: true,
-      backoffMs: { min: 20, max: 100 },
-      stats,
-      log: (line) => log.push(line),
-      signal: abort.signal,
-    });
+    const { stats, log, result, stop } = startReceiver(fake.port, { reconnect: true, name: 'victim' });
     try {
       await until(() => fake.connections >= 3, 'the receiver to come back twice');
       await until(() => log.filter((l) => c.error.test(l)).length >= 2, 'the error to be logged for each connection');
     } finally {
-      abort.abort();
+      stop();
     }
     expect(await result).toEqual({ outcome: 'stopped' });
     if (c.corrupt) expect(stats.corrupt).toBeGreaterThanOrEqual(2);
@@ -306,28 +292,11 @@ describe('a silent sender', () => {
       await FakeSender.helloFrom(socket);
       await writeAll(socket, senderHello(JPEG_STREAM));
     });
-    const runs = [mute, quiet].map((fake) => {
-      const stats = new ReceiverStats();
-      const log: string[] = [];
-      const abort = new AbortController();
-      const result = receive({
-        host: '127.0.0.1',
-        port: fake.port,
-        name: 'patient',
-        codec,
-        openSinks: async () => [],
-        reconnect: true,
-        backoffMs: { min: 20, max: 100 },
-        stats,
-        log: (line) => log.push(line),
-        signal: abort.signal,
-      });
-      return { fake, stats, log, abort, result };
-    });
+    const runs = [mute, quiet].map((fake) => ({ fake, ...startReceiver(fake.port, { reconnect: true, name: 'patient' }) }));
     try {
       await until(() => runs.every((r) => r.fake.connections >= 2), 'both receivers to reconnect', 25_000);
     } finally {
-      for (const r of runs) r.abort.abort();
+      for (const r of runs) r.stop();
     }
     for (const r of runs) {
       expect(await r.result).toEqual({ outcome: 'stopped' });
@@ -455,25 +424,11 @@ it('receive() passes its timeouts on: a sender that goes quiet after its hello i
     await FakeSender.helloFrom(socket);
     await writeAll(socket, senderHello(JPEG_STREAM)); // and then nothing, not even pings
   });
-  const log: string[] = [];
-  const abort = new AbortController();
-  const result = receive({
-    host: '127.0.0.1',
-    port: fake.port,
-    name: 'patient',
-    codec,
-    openSinks: async () => [],
-    reconnect: true,
-    backoffMs: { min: 20, max: 50 },
-    timeouts: { idleTimeoutMs: 300 },
-    stats: new ReceiverStats(),
-    log: (line) => log.push(line),
-    signal: abort.signal,
-  });
+  const { log, result, stop } = startReceiver(fake.port, { reconnect: true, name: 'patient', timeouts: { idleTimeoutMs: 300 } });
   try {
     await until(() => fake.connections >= 2, 'the receiver to give up on the quiet sender and come back', 5000);
   } finally {
-    abort.abort();
+    stop();
   }
   expect(await result).toEqual({ outcome: 'stopped' });
   expect(log).toContain('no data from the sender for 300 ms: the connection is dead');
