@@ -111,16 +111,7 @@ export async function startServerWith(
 }
 
 /** One message built byte by byte, so tests can send what the encoder refuses to make. */
-export function rawMessage(parts: { header: object | string | Buffer; payload?: Buffer; messageLength?: bigint | number; headerLength?: number }): Buffer {
-  const header = Buffer.isBuffer(parts.header)
-    ? parts.header
-    : Buffer.from(typeof parts.header === 'string' ? parts.header : JSON.stringify(parts.header), 'utf8');
-  const payload = parts.payload ?? Buffer.alloc(0);
-  const prefix = Buffer.alloc(12);
-  prefix.writeBigUInt64BE(BigInt(parts.messageLength ?? 4 + header.length + payload.length), 0);
-  prefix.writeUInt32BE(parts.headerLength ?? header.length, 8);
-  return Buffer.concat([prefix, header, payload]);
-}
+export { rawMessage } from '@camstream/protocol/testing';
 
 /** Just the 12 bytes of lengths: N (uint64) and H (uint32), announcing what never follows. */
 export function lengthPrefix(messageLength: bigint | number, headerLength?: number): Buffer {
