@@ -18,6 +18,18 @@ import { checkPayloadLength, type Header, parseHeader } from './schema';
 export interface Message {
   header: Header;
   payload: Buffer;
+  /**
+   * How the message arrived, when push() was given arrival times: from the push that brought its
+   * first byte to the push that completed it. A receiver reports this in its acks (flow control).
+   */
+  arrival?: Arrival;
+}
+
+export interface Arrival {
+  /** Milliseconds between the push holding the message's first byte and the push completing it. */
+  spanMs: number;
+  /** Bytes of the message (all 8 + N of them) that came after that first push. */
+  spanBytes: number;
 }
 
 export interface DecoderOptions {
@@ -56,6 +68,13 @@ export class MessageDecoder {
    * off: shift() on a long array (a big frame in many small reads) can cost O(length) each time.
    */
   private readonly chunks: (Buffer | undefined)[] = [];
+  /** When each chunk arrived (push's `receivedAt`), parallel to `chunks`. */
+  private readonly chunkTimes: number[] = [];
+  /** Arrival of the message being read: its first chunk's time and how many of its bytes that chunk held. */
+  private messageFirstAt: number | undefined;
+  private messageBytesInFirstChunk = 0;
+  /** Arrival time of the chunk the last consumed byte came from. */
+  private lastConsumedAt = NaN;
   /** Index of the chunk being read. */
   private first = 0;
   /** Bytes of that chunk already consumed. */
@@ -94,8 +113,10 @@ export class MessageDecoder {
    * With `onMessage`, each message is handed over as soon as it is complete, before the next one
    * is read (and push returns none): a limit set in the callback, e.g. limitFrameBytes after a
    * hello, then applies to the very next message even when both arrived in one chunk.
+   *
+   * `receivedAt` (ms, any clock) is when the chunk arrived; with it, messages carry `arrival`.
    */
-  push(chunk: Buffer, onMessage?: (message: Message) => void): Message[] {
+  push(chunk: Buffer, onMessage?: (message: Message) => void, receivedAt?: number): Message[] {
     if (this.error) throw this.error;
     const messages: Message[] = [];
     const deliver = onMessage ?? ((message: Message) => void messages.push(message));
@@ -103,9 +124,11 @@ export class MessageDecoder {
     // Drop the cleared slots once they are half the list: amortised O(1) per chunk.
     if (this.first > 0 && this.first * 2 >= this.chunks.length) {
       this.chunks.splice(0, this.first);
+      this.chunkTimes.splice(0, this.first);
       this.first = 0;
     }
     this.chunks.push(chunk);
+    this.chunkTimes.push(receivedAt ?? NaN);
     this.buffered += chunk.length;
     try {
       this.decodeBuffered(deliver);
@@ -156,6 +179,9 @@ export class MessageDecoder {
   }
 
   private readMessageLength(): void {
+    const first = this.currentChunk();
+    this.messageFirstAt = this.chunkTimes[this.first];
+    this.messageBytesInFirstChunk = first.length - this.offset;
     // Two 32-bit halves, no BigInt and no allocation: a hostile 2^64-1 is refused right here.
     // high * 2^32 + low is exact below 2^53; above that it exceeds any limit anyway.
     const high = this.readUInt32();
@@ -219,6 +245,7 @@ export class MessageDecoder {
   private readPayload(): Message {
     const header = this.header as Header;
     const payload = this.consume(this.payloadLength);
+    const lastAt = this.lastConsumedAt;
     if (header.type === 'frame' && this.verifyChecksum) {
       const actual = crc32(payload);
       if (actual !== header.crc32) {
@@ -229,7 +256,11 @@ export class MessageDecoder {
     }
     this.header = undefined;
     this.state = 'messageLength';
-    return { header, payload };
+    const firstAt = this.messageFirstAt;
+    if (firstAt === undefined || Number.isNaN(firstAt) || Number.isNaN(lastAt)) return { header, payload };
+    const total = LENGTH_PREFIX_BYTES + this.messageLength;
+    const arrival = { spanMs: Math.max(0, lastAt - firstAt), spanBytes: Math.max(0, total - this.messageBytesInFirstChunk) };
+    return { header, payload, arrival };
   }
 
   /** Reads a big-endian uint32 from the buffered bytes (caller checked there are 4). */
@@ -279,6 +310,7 @@ export class MessageDecoder {
 
   /** Marks n bytes of the current chunk consumed (n never exceeds what is left of it). */
   private advance(n: number): void {
+    this.lastConsumedAt = this.chunkTimes[this.first] as number;
     this.buffered -= n;
     this.offset += n;
     if (this.offset === this.currentChunk().length) {
@@ -287,6 +319,7 @@ export class MessageDecoder {
       this.offset = 0;
       if (this.first === this.chunks.length) {
         this.chunks.length = 0;
+        this.chunkTimes.length = 0;
         this.first = 0;
       }
     }
@@ -297,6 +330,7 @@ export class MessageDecoder {
     // Nothing more will be decoded: let go of the bytes held and of the unfinished message.
     this.state = 'messageLength';
     this.chunks.length = 0;
+    this.chunkTimes.length = 0;
     this.first = 0;
     this.offset = 0;
     this.buffered = 0;

@@ -9,6 +9,13 @@ describe('package exports', () => {
         'ChecksumError',
         'DEFAULT_MAX_HEADER_BYTES',
         'DEFAULT_MAX_MESSAGE_BYTES',
+        'DEFAULT_MAX_STREAM_SIZE',
+        'FlowWindow',
+        'ReceiverSession',
+        'SenderSession',
+        'SequenceCheck',
+        'SessionError',
+        'frameLimit',
         'HEADER_LENGTH_BYTES',
         'LENGTH_PREFIX_BYTES',
         'LengthMismatchError',
@@ -34,7 +41,7 @@ describe('package exports', () => {
 
   it('has the agreed constants', () => {
     expect(protocol.PROTOCOL_NAME).toBe('camstream');
-    expect(protocol.PROTOCOL_VERSION).toBe(1);
+    expect(protocol.PROTOCOL_VERSION).toBe(2);
     expect(protocol.DEFAULT_MAX_MESSAGE_BYTES).toBe(64 * 1024 * 1024);
     expect(protocol.DEFAULT_MAX_HEADER_BYTES).toBe(64 * 1024);
     expect(protocol.LENGTH_PREFIX_BYTES).toBe(8);

@@ -16,6 +16,7 @@ export type {
   ChallengeHeader,
   AuthHeader,
   PingHeader,
+  AckHeader,
   StreamDescription,
 } from './schema';
 export { headerSchema, parseHeader } from './schema';
@@ -24,7 +25,17 @@ export type { EncodedMessage, FrameFields } from './encoder';
 export { crc32 } from './checksum';
 export { newNonce, receiverProof, senderProof, proofsMatch } from './auth';
 export { MessageDecoder } from './decoder';
-export type { Message, DecoderOptions } from './decoder';
+export type { Message, Arrival, DecoderOptions } from './decoder';
+export { FlowWindow } from './flow-window';
+export type { AckReport, FlowWindowOptions } from './flow-window';
+export { SenderSession } from './session/sender-session';
+export type { SenderSessionOptions, SenderSessionEvent, SenderSessionEnd } from './session/sender-session';
+export { ReceiverSession, DEFAULT_MAX_STREAM_SIZE, frameLimit } from './session/receiver-session';
+export type { ReceiverSessionOptions, ReceiverSessionEvent, ReceiverSessionEnd, Rung } from './session/receiver-session';
+export { SequenceCheck } from './session/sequence-check';
+export type { SequenceStep } from './session/sequence-check';
+export { SessionError } from './session/session-error';
+export type { SessionErrorCode } from './session/session-error';
 export {
   ProtocolError,
   TooLargeError,

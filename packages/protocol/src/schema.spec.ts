@@ -29,9 +29,9 @@ describe('parseHeader', () => {
   });
 
   it('accepts a hello without the optional name and stream fields', () => {
-    expect(parseHeader({ type: 'hello', protocol: 'camstream', version: 1, role: 'receiver' })).toBeDefined();
+    expect(parseHeader({ type: 'hello', protocol: 'camstream', version: 2, role: 'receiver' })).toBeDefined();
     const minimal: StreamDescription = { width: 1, height: 1, fps: 0, pixelFormat: 'bgr24', encoding: 'raw-bgr' };
-    expect(parseHeader({ type: 'hello', protocol: 'camstream', version: 1, role: 'sender', stream: minimal })).toBeDefined();
+    expect(parseHeader({ type: 'hello', protocol: 'camstream', version: 2, role: 'sender', stream: minimal })).toBeDefined();
   });
 
   it.each<[string, Partial<StreamDescription> | Record<string, unknown>]>([
@@ -101,7 +101,7 @@ describe('parseHeader', () => {
   it('checks protocol and version before the shape of a hello', () => {
     expect(() => parseHeader({ type: 'hello', protocol: 'camstream', version: 3, role: 'receiver', newField: 1 })).toThrow(VersionMismatchError);
     expect(() => parseHeader({ type: 'hello', protocol: 'rtsp', version: 1, role: 'receiver' })).toThrow(
-      'peer speaks protocol "rtsp" version 1, this side speaks "camstream" version 1',
+      'peer speaks protocol "rtsp" version 1, this side speaks "camstream" version 2',
     );
     // A hello missing the fields is a schema error, not a version one.
     expect(schemaFailure({ type: 'hello', role: 'receiver' }).message).toContain('protocol:');

@@ -18,7 +18,7 @@ export const helloFromSender: GoldenVector = {
     00000000000000cf
     000000cb
     7b2274797065223a2268656c6c6f222c2270726f746f636f6c223a2263616d73
-    747265616d222c2276657273696f6e223a312c22726f6c65223a2273656e6465
+    747265616d222c2276657273696f6e223a322c22726f6c65223a2273656e6465
     72222c226e616d65223a226c61622d63616d222c2273747265616d223a7b2277
     69647468223a3634302c22686569676874223a3438302c22667073223a33302c
     22706978656c466f726d6174223a226267723234222c22656e636f64696e6722
@@ -28,7 +28,7 @@ export const helloFromSender: GoldenVector = {
   header: {
     type: 'hello',
     protocol: 'camstream',
-    version: 1,
+    version: 2,
     role: 'sender',
     name: 'lab-cam',
     stream: { width: 640, height: 480, fps: 30, pixelFormat: 'bgr24', encoding: 'jpeg', quality: 80, source: 'synthetic' },
@@ -42,10 +42,10 @@ export const helloFromReceiver: GoldenVector = {
     000000000000005b
     00000057
     7b2274797065223a2268656c6c6f222c2270726f746f636f6c223a2263616d73
-    747265616d222c2276657273696f6e223a312c22726f6c65223a227265636569
+    747265616d222c2276657273696f6e223a322c22726f6c65223a227265636569
     766572222c226e616d65223a227669657765722d31227d
   `,
-  header: { type: 'hello', protocol: 'camstream', version: 1, role: 'receiver', name: 'viewer-1' },
+  header: { type: 'hello', protocol: 'camstream', version: 2, role: 'receiver', name: 'viewer-1' },
   payloadHex: '',
 };
 
