@@ -59,6 +59,8 @@ export interface FrameFields {
   encoding: Encoding;
   /** Cumulative frames the sender skipped for this receiver; 0 when omitted. */
   dropped?: number;
+  /** The stream's quality rung the frame is on; 0 (the stream itself) when omitted. */
+  rung?: number;
 }
 
 /** Builds a validated frame header for `payload`, filling payloadLength and crc32 from it. */
@@ -74,6 +76,8 @@ export function frameHeader(payload: Buffer, fields: FrameFields): FrameHeader {
     payloadLength: payload.length,
     crc32: crc32(payload),
     dropped: fields.dropped ?? 0,
+    // Rung 0 is written as no rung at all: one way to say it.
+    ...(fields.rung ? { rung: fields.rung } : {}),
   });
   checkPayloadLength(header, payload.length);
   return header;

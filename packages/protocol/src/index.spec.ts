@@ -16,6 +16,7 @@ describe('package exports', () => {
         'SequenceCheck',
         'SessionError',
         'frameLimit',
+        'prepareFrame',
         'HEADER_LENGTH_BYTES',
         'LENGTH_PREFIX_BYTES',
         'LengthMismatchError',

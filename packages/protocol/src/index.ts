@@ -21,6 +21,8 @@ export type {
 } from './schema';
 export { headerSchema, parseHeader } from './schema';
 export { encodeMessage, frameHeader } from './encoder';
+export { prepareFrame } from './prepared-frame';
+export type { PreparedFrame } from './prepared-frame';
 export type { EncodedMessage, FrameFields } from './encoder';
 export { crc32 } from './checksum';
 export { newNonce, receiverProof, senderProof, proofsMatch } from './auth';
