@@ -48,7 +48,8 @@ export function decodeArrayPickle(pickle: Buffer, options: PickleDecodeOptions =
 /** The five globals a numpy array pickle names; anything else is refused at GLOBAL / STACK_GLOBAL. */
 type Callable = 'reconstruct' | 'frombuffer' | 'ndarray' | 'dtype' | 'encode';
 
-const ALLOWED_GLOBALS: ReadonlyMap<string, Callable> = new Map([
+/** 'module\nname' -> what it is. Exported for the document's test, not from the package. */
+export const ALLOWED_GLOBALS: ReadonlyMap<string, Callable> = new Map([
   ['numpy.core.multiarray\n_reconstruct', 'reconstruct'],
   ['numpy._core.multiarray\n_reconstruct', 'reconstruct'],
   ['numpy.core.numeric\n_frombuffer', 'frombuffer'],
@@ -61,7 +62,7 @@ const ALLOWED_GLOBALS: ReadonlyMap<string, Callable> = new Map([
 const MAX_GLOBAL_PART_BYTES = 64;
 
 /**
- * A numpy array pickle needs at most 8 values on the stack at once, 2 marks, 22 memo entries and
+ * A numpy array pickle needs at most 12 values on the stack at once, 2 marks, 21 memo entries and
  * tuples 2 deep; the caps keep a hostile pickle's stack, memo and nesting (TUPLE1 after TUPLE1...) small.
  */
 const MAX_STACK_VALUES = 32;
@@ -408,10 +409,10 @@ class PickleMachine {
 
   private isUint8DtypeState(state: Value): boolean {
     if (state.kind !== 'tuple' || state.items.length !== 8) return false;
-    const [version, byteOrder, names, fields, subarray, elsize, alignment, flags] = state.items;
+    const [version, byteOrder, subarray, names, fields, elsize, alignment, flags] = state.items;
     return (
       isInt(version, 3) && byteOrder?.kind === 'str' && this.strEquals(byteOrder, '|') &&
-      names?.kind === 'none' && fields?.kind === 'none' && subarray?.kind === 'none' &&
+      subarray?.kind === 'none' && names?.kind === 'none' && fields?.kind === 'none' &&
       isInt(elsize, -1) && isInt(alignment, -1) && isInt(flags, 0)
     );
   }
