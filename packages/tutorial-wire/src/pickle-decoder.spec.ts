@@ -84,6 +84,21 @@ describe('decodeArrayPickle: what Python and numpy write', () => {
     }
   });
 
+  it('transposes Fortran order to C order for images taller than one band of rows', () => {
+    for (const [height, width, channels] of [[70, 3, 3], [33, 5, 1], [64, 2, 4]] as const) {
+      const cOrder = Buffer.from(Array.from({ length: height * width * channels }, (_, i) => (i * 29 + (i >> 8)) & 0xff));
+      const fortran = Buffer.alloc(cOrder.length);
+      for (let h = 0; h < height; h++) {
+        for (let w = 0; w < width; w++) {
+          for (let c = 0; c < channels; c++) fortran[h + height * (w + width * c)] = cOrder[(h * width + w) * channels + c] as number;
+        }
+      }
+      const image = decodeArrayPickle(arrayPickle({ shape: [height, width, channels], data: pixelBytes(fortran), fortran: true }));
+      expect(image).toMatchObject({ width, height, channels, order: 'F' });
+      expect(image.data.equals(cOrder)).toBe(true);
+    }
+  });
+
   it('decodes pickles made by hand the way numpy lays them out (no FRAME, no memo)', () => {
     const image = decodeArrayPickle(arrayPickle({ shape: [4, 5, 3], data: pixelBytes(bgr4x5) }));
     expect(image).toMatchObject({ width: 5, height: 4, channels: 3, order: 'C' });
