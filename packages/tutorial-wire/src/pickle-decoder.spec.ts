@@ -355,6 +355,17 @@ describe('decodeArrayPickle: malformed pickles', () => {
     expect(refusal(textPickle(Buffer.from('AB'), 'utf-8')).message).toContain("not (str, 'latin1')");
   });
 
+  it('refuses more calls than numpy makes, so a memoized text cannot be scanned again and again', () => {
+    // Each encode call scans its text: 8 calls on one memoized text are allowed, a 9th is refused.
+    const encodeAgain = bytes(Op.BINGET, 0, Op.BINGET, 1, Op.BINGET, 2, Op.TUPLE2, Op.REDUCE);
+    const calls = (count: number): Buffer => bytes(
+      proto(2), Op.MARK, global('_codecs', 'encode'), Op.BINPUT, 0, binUnicode('\u00e9'.repeat(1000)), Op.BINPUT, 1, binUnicode('latin1'), Op.BINPUT, 2,
+      Op.TUPLE2, Op.REDUCE, ...Array<Buffer>(count - 1).fill(encodeAgain), Op.TUPLE, Op.STOP,
+    );
+    expect(refusal(calls(8))).toMatchObject({ code: 'ERR_UNSUPPORTED_ARRAY', message: expect.stringContaining('the pickle holds a tuple of 8 values') });
+    expect(refusal(calls(9))).toMatchObject({ code: 'ERR_MALFORMED', message: 'pickle opcode 0x52 REDUCE at byte 2106: more than 8 calls' });
+  });
+
   it('refuses calls to allowed functions with arguments numpy never writes', () => {
     const reconstructWith = (...args: Buffer[]): Buffer => bytes(proto(4), stackGlobal('numpy.core.multiarray', '_reconstruct'), Op.MARK, ...args, Op.TUPLE, Op.REDUCE, Op.STOP);
     const ndarray = stackGlobal('numpy', 'ndarray');

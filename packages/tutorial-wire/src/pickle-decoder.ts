@@ -69,6 +69,12 @@ const MAX_STACK_VALUES = 32;
 const MAX_MARKS = 4;
 const MAX_MEMO_ENTRIES = 64;
 const MAX_TUPLE_DEPTH = 3;
+/**
+ * numpy's pickles call at most 4 functions (protocol 2: _reconstruct, dtype, and _codecs.encode
+ * twice). A cap keeps the work linear: without it, a memoized 100 MB text could be passed to
+ * _codecs.encode (which scans it) again and again for a few bytes each time.
+ */
+const MAX_REDUCES = 8;
 
 /** What the machine's values can be: plain data, or the allow-listed objects as data. */
 type Value =
@@ -123,6 +129,7 @@ class PickleMachine {
   /** Stack heights at each open MARK. */
   private readonly marks: number[] = [];
   private readonly memo = new Map<number, Value>();
+  private reduces = 0;
 
   constructor(
     private readonly bytes: Buffer,
@@ -256,6 +263,7 @@ class PickleMachine {
         return this.push(this.resolveGlobal(this.range(module), this.range(name)));
       }
       case Op.REDUCE: {
+        if (++this.reduces > MAX_REDUCES) throw new MalformedPickleError(`${this.here()}: more than ${MAX_REDUCES} calls`);
         const args = this.pop();
         const callable = this.pop();
         return this.push(this.reduce(callable, args));
