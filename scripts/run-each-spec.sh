@@ -7,6 +7,8 @@
 #   bash scripts/run-each-spec.sh                      # every spec file of every package
 #   bash scripts/run-each-spec.sh packages/testkit     # only the spec files under these paths
 #
+# A file that has not finished after SPEC_TIMEOUT seconds (default 900) is stopped and fails:
+# jest waits forever for a server or socket a failed test left open.
 # Slow on 2 cores (the e2e files start real processes): run it before handing work over.
 set -uo pipefail
 cd "$(dirname "$0")/.."
@@ -35,13 +37,18 @@ for spec in "${specs[@]}"; do
   fi
   log="$logs/$(echo "$spec" | tr '/' '_').log"
   file_started=$SECONDS
-  if "$jest" -c "$config" --runTestsByPath "$spec" --ci --colors=false >"$log" 2>&1; then
+  timeout -k 10 "${SPEC_TIMEOUT:-900}" "$jest" -c "$config" --runTestsByPath "$spec" --ci --colors=false >"$log" 2>&1
+  status=$?
+  [ $status -eq 124 ] && echo "run-each-spec: stopped after ${SPEC_TIMEOUT:-900} s" >>"$log"
+  if [ $status -eq 0 ]; then
     # The summary line jest prints, e.g. "Tests:       12 passed, 12 total".
     echo "PASS  $spec ($((SECONDS - file_started)) s; $(grep -m1 '^Tests:' "$log" | sed 's/^Tests: *//'))"
     passed=$((passed + 1))
     rm -f "$log"
   else
-    echo "FAIL  $spec ($((SECONDS - file_started)) s; $(grep -m1 '^Tests:' "$log" | sed 's/^Tests: *//'); output in $log)"
+    outcome=$(grep -m1 '^Tests:' "$log" | sed 's/^Tests: *//')
+    [ $status -eq 124 ] && outcome="timed out${outcome:+, $outcome}"
+    echo "FAIL  $spec ($((SECONDS - file_started)) s; $outcome; output in $log)"
     failed+=("$spec")
   fi
 done
