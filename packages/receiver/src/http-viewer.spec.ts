@@ -284,23 +284,29 @@ describe('HttpViewer', () => {
     encoder.calls[3]!.finish();
     await waitFor(() => client.parts.length === 3, 'the part after the failure');
 
-    // The viewer leaves: nothing is encoded any more.
+    // The viewer leaves: nothing is encoded any more (write() starts an encode before it
+    // returns, or not at all), but the image is kept: a snapshot request encodes it.
     client.destroy();
     await waitFor(() => viewer.clientCount === 0, 'the client to leave');
-    await viewer.write(image(8));
-    await new Promise((resolve) => setTimeout(resolve, 50));
+    await viewer.write(image(8), { seq: 8, captureTime: 8 });
     expect(encoder.calls).toHaveLength(4);
+    const snapshot = fetchOnce(viewer, '/snapshot.jpg');
+    await waitFor(() => encoder.calls.length === 5, 'the snapshot encode');
+    expect(encoder.calls[4]!.image.data[0]).toBe(8);
+    encoder.calls[4]!.finish();
+    expect((await snapshot).headers['x-frame-seq']).toBe('8');
   });
 
   test('several clients at once all get every frame', async () => {
     const viewer = await startViewer();
     const clients = await Promise.all([openStream(viewer), openStream(viewer), openStream(viewer)]);
     await waitFor(() => viewer.clientCount === 3, 'three clients');
+    // One frame at a time, each once every client has the one before: none is left unread
+    // long enough to be replaced by the next (latest wins; that is the stalled-client test).
     for (let seq = 0; seq < 20; seq++) {
       viewer.publishJpeg(fakeJpeg(seq), meta(seq));
-      await new Promise((resolve) => setTimeout(resolve, 2));
+      await waitFor(() => clients.every((client) => client.parts.length === seq + 1), `frame ${seq} at every client`);
     }
-    await waitFor(() => clients.every((client) => client.parts.length === 20), 'twenty parts each');
     for (const client of clients) {
       expect(client.parts.map((part) => Number(part.headers['x-frame-seq']))).toEqual([...Array(20).keys()]);
     }
@@ -347,16 +353,26 @@ describe('HttpViewer', () => {
   });
 
   test('a client that never reads again is disconnected after stalledClientTimeoutMs', async () => {
-    const viewer = await startViewer({ stalledClientTimeoutMs: 200 });
+    const log: string[] = [];
+    const viewer = await startViewer({ stalledClientTimeoutMs: 200, log: (line) => log.push(line) });
     const stalled = await openStream(viewer);
     await waitFor(() => viewer.clientCount === 1, 'the client');
     stalled.res.pause();
+    /** Taken before each publish, so no later than the moment the client became blocked. */
+    let blockedNoLaterThan = 0;
     for (let seq = 0; !viewer.clients[0]?.blocked; seq++) {
       if (seq > 2000) throw new Error('never blocked');
+      blockedNoLaterThan = performance.now();
       viewer.publishJpeg(fakeJpeg(seq, 256 * 1024), meta(seq));
       await new Promise((resolve) => setImmediate(resolve));
     }
     await waitFor(() => viewer.clientCount === 0, 'the stalled client to be cut', 3000);
+    expect(performance.now() - blockedNoLaterThan).toBeGreaterThanOrEqual(200);
+    expect(log.filter((line) => /has read nothing for \d+ s: disconnecting it/.test(line))).toHaveLength(1);
+    // Cut by the server, not ended: once it reads again it finds the stream broken off.
+    stalled.res.resume();
+    await stalled.ended;
+    expect(stalled.res.complete).toBe(false);
   });
 
   test('a client that disconnects is removed', async () => {
