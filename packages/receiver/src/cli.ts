@@ -88,6 +88,7 @@ async function watch(options: ReceiverCliOptions): Promise<number> {
       ...(browser ? { lastingSinks: [browser.sink], onFrame: browser.onFrame } : {}),
       ...(options.frames === undefined ? {} : { maxFrames: options.frames }),
       reconnect: options.reconnect,
+      maxStreamSize: options.maxSize,
       security: securityOf(options),
       stats,
       log,

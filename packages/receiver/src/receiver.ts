@@ -3,7 +3,7 @@ import { BufferPool, type FrameCodec, type FrameSink, type RawImage } from '@cam
 import type { FrameHeader, StreamDescription } from '@camstream/protocol';
 import { ReceiverStats } from './stats';
 import { DecodePipeline } from './decode-pipeline';
-import { AuthError, runSession, type SessionEnd, type SessionOptions } from './session';
+import { AuthError, runSession, StreamTooLargeError, type SessionEnd, type SessionOptions } from './session';
 
 /** Refusals that retrying cannot fix. */
 const FINAL_REFUSALS = new Set(['ERR_AUTH', 'ERR_VERSION']);
@@ -28,6 +28,8 @@ export interface ReceiverOptions {
   security?: Pick<SessionOptions, 'secret' | 'tls'>;
   /** How long to wait for the sender's hello, and for any byte once streaming (defaults: 5 s, 10 s). */
   timeouts?: Pick<SessionOptions, 'handshakeTimeoutMs' | 'idleTimeoutMs'>;
+  /** The largest stream to accept (default 7680x4320): a sender announcing more is refused in the handshake. */
+  maxStreamSize?: SessionOptions['maxStreamSize'];
   /** Backoff between attempts, doubling from min to max. */
   backoffMs?: { min: number; max: number };
   stats: ReceiverStats;
@@ -79,16 +81,13 @@ export async function receive(options: ReceiverOptions): Promise<ReceiverResult>
   const decodeAndShow = new DecodePipeline<ReceivedFrame, DecodedFrame>(
     {
       decode: async ({ header, payload }) => {
-        const into = pixels.take(header.width * header.height * header.channels);
-        let image: RawImage;
-        try {
-          image = await options.codec.decode(payload, header.encoding, header, into);
-        } catch (err) {
-          pixels.give(into);
-          throw err;
-        }
-        if (image.data !== into) pixels.give(into); // raw frames wrap their payload
-        return { image, pooled: image.data === into };
+        // A buffer is taken only once the codec has checked the payload's own header, and one
+        // that a failed decode wrote into is not given back: the pool keeps memory for frames
+        // that decode, never for a stream whose frames all fail (e.g. small JPEGs claiming 8K).
+        let into: Buffer | undefined;
+        const image = await options.codec.decode(payload, header.encoding, header, () => (into = pixels.take(header.width * header.height * header.channels)));
+        if (into && image.data !== into) pixels.give(into); // raw frames wrap their payload
+        return { image, pooled: into !== undefined && image.data === into };
       },
       accepted: ({ header }) => stats.frameDecoded(wallClockMs() - header.captureTime),
       skipped: () => stats.skipped++,
@@ -120,7 +119,15 @@ export async function receive(options: ReceiverOptions): Promise<ReceiverResult>
     for (;;) {
       sequence.reset();
       const end: SessionEnd = await runSession(
-        { host: options.host, port: options.port, name: options.name, signal: stopBoth, ...options.security, ...options.timeouts },
+        {
+          host: options.host,
+          port: options.port,
+          name: options.name,
+          signal: stopBoth,
+          ...options.security,
+          ...options.timeouts,
+          ...(options.maxStreamSize ? { maxStreamSize: options.maxStreamSize } : {}),
+        },
         {
           onStream: (stream) => {
             log(`connected to ${options.host}:${options.port}: ${stream.source ?? 'stream'} ${stream.width}x${stream.height} ${stream.encoding} @ ${stream.fps} fps`);
@@ -160,9 +167,10 @@ export async function receive(options: ReceiverOptions): Promise<ReceiverResult>
       if (end.kind === 'bye') log(`the sender said bye: ${end.reason}`);
       else if (end.kind === 'refused') log(`the sender refused the connection: ${end.reason} (${end.code})`);
       else log(end.error.message);
-      if (end.kind === 'failed' && isStreamError(end.error)) stats.corrupt++;
+      if (end.kind === 'failed' && isCorruptBytes(end.error)) stats.corrupt++;
 
-      const final = (end.kind === 'failed' && end.error instanceof AuthError) || (end.kind === 'refused' && FINAL_REFUSALS.has(end.code));
+      const final =
+        (end.kind === 'failed' && (end.error instanceof AuthError || end.error instanceof StreamTooLargeError)) || (end.kind === 'refused' && FINAL_REFUSALS.has(end.code));
       if (!options.reconnect || final) {
         if (end.kind === 'bye') return { outcome: 'sender-finished' };
         return { outcome: 'failed', error: end.kind === 'failed' ? end.error : new Error(end.reason) };
@@ -179,9 +187,13 @@ export async function receive(options: ReceiverOptions): Promise<ReceiverResult>
   }
 }
 
-/** Errors with a protocol-level code mean the bytes were wrong, not that the network failed. */
-function isStreamError(error: Error): boolean {
-  return !(error instanceof AuthError) && /^ERR_/.test((error as { code?: unknown }).code as string);
+/**
+ * Errors with a protocol-level code mean the bytes were wrong, not that the network failed;
+ * except a failed authentication and a stream larger than allowed.
+ */
+function isCorruptBytes(error: Error): boolean {
+  if (error instanceof AuthError || error instanceof StreamTooLargeError) return false;
+  return /^ERR_/.test((error as { code?: unknown }).code as string);
 }
 
 /** +-20 %, so that receivers of a restarted sender do not all come back in the same instant. */

@@ -28,8 +28,21 @@ export interface SessionOptions {
   secret?: string;
   /** Connect over TLS, trusting this CA (PEM) or exactly the certificate with this SHA-256 fingerprint. */
   tls?: { ca?: Buffer; fingerprint256?: string };
+  /** The largest stream to accept (default DEFAULT_MAX_STREAM_SIZE): a larger one is refused in the handshake. */
+  maxStreamSize?: StreamSize;
   signal?: AbortSignal;
 }
+
+export interface StreamSize {
+  width: number;
+  height: number;
+}
+
+/**
+ * 8K UHD. Decoding takes width * height * 3 bytes per frame in flight (100 MB at this size), so
+ * a sender may not make a receiver allocate more than this unless the user allows it (--max-size).
+ */
+export const DEFAULT_MAX_STREAM_SIZE: StreamSize = { width: 7680, height: 4320 };
 
 export interface SessionHandlers {
   onStream(stream: StreamDescription): void;
@@ -50,6 +63,11 @@ export class StreamMismatchError extends Error {
 /** Authentication failed or was not what this receiver requires: retrying will not help. */
 export class AuthError extends Error {
   readonly code = 'ERR_AUTH';
+}
+
+/** The sender announced a stream larger than this receiver accepts: retrying will not help until one of them changes. */
+export class StreamTooLargeError extends Error {
+  readonly code = 'ERR_STREAM_TOO_LARGE';
 }
 
 /**
@@ -155,6 +173,8 @@ export function runSession(options: SessionOptions, handlers: SessionHandlers): 
             throw new AuthError("the sender's proof of the shared secret is wrong: not the expected sender");
           }
         }
+        // After authentication, so that an impostor is reported as one, whatever it announces.
+        checkStreamSize(stream, options.maxStreamSize ?? DEFAULT_MAX_STREAM_SIZE);
         clearTimeout(handshakeTimer);
         // Takes effect for the very next message, even one that arrived in the same chunk.
         decoder.limitFrameBytes(frameLimit(stream));
@@ -212,6 +232,12 @@ function expectHello(header: Header): StreamDescription {
     throw new Error(`expected a hello from a sender, got a '${header.type}' message`);
   }
   return header.stream;
+}
+
+function checkStreamSize(stream: StreamDescription, max: StreamSize): void {
+  if (stream.width > max.width || stream.height > max.height) {
+    throw new StreamTooLargeError(`the sender announced a ${stream.width}x${stream.height} stream, larger than this receiver accepts (${max.width}x${max.height}; see --max-size)`);
+  }
 }
 
 /** A frame must be what the sender announced: a bigger one is refused, never buffered. */
