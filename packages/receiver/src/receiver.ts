@@ -3,7 +3,7 @@ import { BufferPool, type FrameCodec, type FrameSink, type RawImage } from '@cam
 import type { FrameHeader, StreamDescription } from '@camstream/protocol';
 import { ReceiverStats } from './stats';
 import { DecodePipeline } from './decode-pipeline';
-import { AuthError, runSession, StreamTooLargeError, type SessionEnd, type SessionOptions } from './session';
+import { AuthError, NotASenderError, runSession, StreamTooLargeError, type SessionEnd, type SessionOptions } from './session';
 
 /** Refusals that retrying cannot fix. */
 const FINAL_REFUSALS = new Set(['ERR_AUTH', 'ERR_VERSION']);
@@ -70,6 +70,8 @@ export async function receive(options: ReceiverOptions): Promise<ReceiverResult>
   let sinkError: Error | undefined;
   let received = 0;
   let delay = backoff.min;
+  /** A sender here answered in plain camstream before: a later close before its hello is no TLS mismatch. */
+  let spokePlainCamstream = false;
   const done = new AbortController();
   const stopBoth = AbortSignal.any([signal, done.signal]);
 
@@ -127,11 +129,13 @@ export async function receive(options: ReceiverOptions): Promise<ReceiverResult>
           ...options.security,
           ...options.timeouts,
           ...(options.maxStreamSize ? { maxStreamSize: options.maxStreamSize } : {}),
+          spokePlainCamstream,
         },
         {
           onStream: (stream) => {
             log(`connected to ${options.host}:${options.port}: ${stream.source ?? 'stream'} ${stream.width}x${stream.height} ${stream.encoding} @ ${stream.fps} fps`);
             delay = backoff.min;
+            if (!options.security?.tls) spokePlainCamstream = true;
             const key = `${stream.width}x${stream.height}`;
             if (openedFor !== key) {
               // Sinks follow the stream's size; a restarted sender with a new size gets new ones.
@@ -189,10 +193,10 @@ export async function receive(options: ReceiverOptions): Promise<ReceiverResult>
 
 /**
  * Errors with a protocol-level code mean the bytes were wrong, not that the network failed;
- * except a failed authentication and a stream larger than allowed.
+ * except a failed authentication, a stream larger than allowed, and a peer that is no sender at all.
  */
 function isCorruptBytes(error: Error): boolean {
-  if (error instanceof AuthError || error instanceof StreamTooLargeError) return false;
+  if (error instanceof AuthError || error instanceof StreamTooLargeError || error instanceof NotASenderError) return false;
   return /^ERR_/.test((error as { code?: unknown }).code as string);
 }
 
