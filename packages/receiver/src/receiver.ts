@@ -168,17 +168,17 @@ export async function receive(options: ReceiverOptions): Promise<ReceiverResult>
         if (sinkError) return { outcome: 'failed', error: sinkError };
         return { outcome: done.signal.aborted ? 'frames-reached' : 'stopped' };
       }
-      if (end.kind === 'bye') log(`the sender said bye: ${end.reason}`);
-      else if (end.kind === 'refused') log(`the sender refused the connection: ${end.reason} (${end.code})`);
-      else log(end.error.message);
       if (end.kind === 'failed' && isCorruptBytes(end.error)) stats.corrupt++;
-
+      const error = end.kind === 'failed' ? end.error : end.kind === 'refused' ? new RefusedError(end.code, `the sender refused the connection: ${end.reason} (${end.code})`) : undefined;
       const final =
         (end.kind === 'failed' && (end.error instanceof AuthError || end.error instanceof StreamTooLargeError)) || (end.kind === 'refused' && FINAL_REFUSALS.has(end.code));
+      if (end.kind === 'bye') log(`the sender said bye: ${end.reason}`);
       if (!options.reconnect || final) {
         if (end.kind === 'bye') return { outcome: 'sender-finished' };
-        return { outcome: 'failed', error: end.kind === 'failed' ? end.error : new Error(end.reason) };
+        // The caller reports it: logging it here too would say it twice.
+        return { outcome: 'failed', error: error! };
       }
+      if (error) log(error.message);
       const wait = jitter(delay);
       log(`reconnecting in ${(wait / 1000).toFixed(1)} s`);
       if (!(await sleep(wait, stopBoth))) return { outcome: done.signal.aborted ? 'frames-reached' : 'stopped' };
@@ -188,6 +188,16 @@ export async function receive(options: ReceiverOptions): Promise<ReceiverResult>
     await sinkReady;
     await decodeAndShow.idle();
     await closeAll(sinks);
+  }
+}
+
+/** The sender's refusal (its `error` message), with its code. */
+class RefusedError extends Error {
+  constructor(
+    readonly code: string,
+    message: string,
+  ) {
+    super(message);
   }
 }
 
