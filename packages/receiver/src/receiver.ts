@@ -34,6 +34,7 @@ export interface ReceiverOptions {
   backoffMs?: { min: number; max: number };
   stats: ReceiverStats;
   log: (line: string) => void;
+  /** Stops the run; aborted with an Error (e.g. a recorder that broke), the run fails with that error. */
   signal: AbortSignal;
 }
 
@@ -74,6 +75,14 @@ export async function receive(options: ReceiverOptions): Promise<ReceiverResult>
   let spokePlainCamstream = false;
   const done = new AbortController();
   const stopBoth = AbortSignal.any([signal, done.signal]);
+  /** The error the caller stopped the run with, if any: it reports it, so it is not logged here. */
+  const stoppedWith = (): Error | undefined =>
+    signal.aborted && signal.reason instanceof Error && signal.reason.name !== 'AbortError' ? signal.reason : undefined;
+  const stoppedOutcome = (): ReceiverResult => {
+    const error = stoppedWith();
+    if (error) return { outcome: 'failed', error };
+    return { outcome: done.signal.aborted ? 'frames-reached' : 'stopped' };
+  };
 
   const concurrency = options.decodeConcurrency ?? Math.min(4, availableParallelism());
   // Enough for every decode in flight, the frame being shown and the one waiting to be shown.
@@ -101,6 +110,7 @@ export async function receive(options: ReceiverOptions): Promise<ReceiverResult>
         const writes = await Promise.allSettled([...sinks, ...lastingSinks].map((sink) => sink.write(image, meta)));
         const failed = writes.find((w): w is PromiseRejectedResult => w.status === 'rejected');
         if (failed) throw failed.reason;
+        stats.frameShown();
       },
       release: ({ image, pooled }) => {
         if (pooled && !sinksKeepImages()) pixels.give(image.data);
@@ -109,7 +119,7 @@ export async function receive(options: ReceiverOptions): Promise<ReceiverResult>
         if (stage === 'decode') {
           stats.corrupt++;
           log(`could not decode a frame: ${(err as Error).message}`);
-        } else {
+        } else if (err !== stoppedWith()) {
           log(`could not show or record a frame: ${(err as Error).message}`);
         }
       },
@@ -166,7 +176,7 @@ export async function receive(options: ReceiverOptions): Promise<ReceiverResult>
       if (end.kind === 'stopped') {
         await decodeAndShow.idle();
         if (sinkError) return { outcome: 'failed', error: sinkError };
-        return { outcome: done.signal.aborted ? 'frames-reached' : 'stopped' };
+        return stoppedOutcome();
       }
       if (end.kind === 'failed' && isCorruptBytes(end.error)) stats.corrupt++;
       const error = end.kind === 'failed' ? end.error : end.kind === 'refused' ? new RefusedError(end.code, `the sender refused the connection: ${end.reason} (${end.code})`) : undefined;
@@ -181,7 +191,7 @@ export async function receive(options: ReceiverOptions): Promise<ReceiverResult>
       if (error) log(error.message);
       const wait = jitter(delay);
       log(`reconnecting in ${(wait / 1000).toFixed(1)} s`);
-      if (!(await sleep(wait, stopBoth))) return { outcome: done.signal.aborted ? 'frames-reached' : 'stopped' };
+      if (!(await sleep(wait, stopBoth))) return stoppedOutcome();
       delay = Math.min(backoff.max, delay * 2);
     }
   } finally {
