@@ -129,6 +129,7 @@ it('a buffer that a failed decode wrote into is not handed to the next decode', 
   const decodedInto: Buffer[] = [];
   const watching: FrameCodec = {
     encode: (image, encoding, options) => codec.encode(image, encoding, options),
+    resize: (image, width, height, into) => codec.resize(image, width, height, into),
     decode: (payload, encoding, shape, into) => {
       const take = typeof into === 'function' ? into : () => into!;
       return codec.decode(payload, encoding, shape, () => {
