@@ -17,14 +17,15 @@ import {
 } from '@camstream/protocol';
 import { runSession, type SessionEnd, type SessionOptions } from '@camstream/receiver';
 import { StreamServer, type StreamServerOptions } from '@camstream/sender';
-import { FakeCamera } from '@camstream/testkit';
+import { FakeCamera, startApp, type AppProcess } from '@camstream/testkit';
 import { FakeSender, garbage, pump, rawExchange, receiverHello, until } from './harness';
 
 // The sender's limits under hostile load, over real loopback TCP: connections that never finish
-// their handshake, headers nested deeper than any parser's stack, and messages followed by
-// garbage in the same write.
+// their handshake, headers nested deeper than any parser's stack, messages followed by garbage
+// in the same write, and a capture loop with no pace of its own (--fps 0).
 
 const SECRET = 's3cretvalue';
+const headless = { DISPLAY: undefined, WAYLAND_DISPLAY: undefined };
 
 async function startSender(extra: Partial<StreamServerOptions> = {}) {
   const camera = new FakeCamera({ width: 64, height: 48, fps: 30 });
@@ -345,5 +346,57 @@ describe('log lines', () => {
     await until(() => sender.server.connectionCount === 0, 'every connection to be gone');
     expect(sender.log.length).toBeGreaterThan(0);
     expect(sender.log.filter((line) => /undefined/.test(line))).toEqual([]);
+  });
+});
+
+describe('--fps 0 (a source with no pace of its own)', () => {
+  async function startFlatOut(extraArgs: string[]): Promise<{ sender: AppProcess; port: number }> {
+    const sender = startApp('sender', ['--source', 'test', '--size', '640x480', '--fps', '0', '--port', '0', ...extraArgs], { env: headless });
+    const line = await sender.waitForLine(/^LISTENING AT: /, { stream: 'stdout', timeoutMs: 60_000 });
+    return { sender, port: Number(/:(\d+)$/.exec(line)![1]) };
+  }
+
+  it('with nobody watching, the sender still stops on SIGINT', async () => {
+    const { sender } = await startFlatOut([]);
+    try {
+      sender.signal('SIGINT');
+      expect(await sender.waitForExit(15_000)).toEqual({ code: 0, signal: null });
+    } finally {
+      await sender.kill();
+    }
+  });
+
+  it('a receiver that joins gets the hello and frames, and SIGTERM still stops the sender', async () => {
+    const { sender, port } = await startFlatOut([]);
+    try {
+      const { end, frames } = await watch(port, {}, 20);
+      expect(end).toEqual({ kind: 'stopped' });
+      expect(frames).toBe(20);
+      sender.signal('SIGTERM');
+      expect(await sender.waitForExit(15_000)).toEqual({ code: 0, signal: null });
+    } finally {
+      await sender.kill();
+    }
+  });
+
+  it('raw frames (whose encoding resolves at once) with a viewer: stats still tick and SIGINT still stops it', async () => {
+    const { sender, port } = await startFlatOut(['--codec', 'raw']);
+    try {
+      const abort = new AbortController();
+      let frames = 0;
+      const session = runSession(
+        { host: '127.0.0.1', port, name: 'raw viewer', signal: abort.signal },
+        { onStream: () => undefined, onFrame: () => void frames++ },
+      );
+      await until(() => frames > 0, 'the first raw frame', 30_000);
+      // The stats timer fires while frames flow: the loop yields to timers and I/O.
+      await sender.waitForLine(/^sending \d+\.\d fps/, { stream: 'stdout', newOnly: true, timeoutMs: 30_000 });
+      sender.signal('SIGINT');
+      expect(await sender.waitForExit(15_000)).toEqual({ code: 0, signal: null });
+      expect(await session).toMatchObject({ kind: 'bye', reason: 'sender shutting down' });
+      abort.abort();
+    } finally {
+      await sender.kill();
+    }
   });
 });
