@@ -327,6 +327,17 @@ describe('messages followed by garbage in the same write', () => {
 });
 
 describe('log lines', () => {
+  it('quote what a client says about itself clipped, with control characters escaped', async () => {
+    await using sender = await startSender();
+    const reason = `\u001b[2J${'A'.repeat(10_000)}`;
+    const exchange = await rawExchange(sender.server.port, [encodeMessage({ type: 'error', code: 'ERR_ANYTHING', reason }).head]);
+    expect(exchange.closedByPeer).toBe(true);
+    await until(() => sender.log.some((line) => /closed with an error/.test(line)), 'the sender to log the error');
+    const line = sender.log.find((l) => /closed with an error/.test(l))!;
+    expect(line).toMatch(/^127\.0\.0\.1:\d+ closed with an error: \\x1b\[2JA+\.\.\. \(ERR_ANYTHING\)$/);
+    expect(line.length).toBeLessThan(300);
+  });
+
   it('never print an undefined address, even for clients gone before they were accepted', async () => {
     await using sender = await startSender({ maxViewers: 100 });
     const clients = Array.from(
