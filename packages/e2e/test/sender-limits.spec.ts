@@ -128,9 +128,9 @@ class IdleSockets {
   }
 }
 
-/** The sender's log lines about single connections it refused. */
 /** A line summing up refusals: "997 more refused or closed connections in the last 5.0 s, ...: 997 ERR_FULL". */
 const SUMMARY = /^\d+ more refused or closed connections? in the last [\d.]+ s, too many to log one by one: \d+ ERR_FULL/;
+/** The sender's log lines about single connections it refused. */
 const refusalLines = (log: string[]) => log.filter((line) => /^refused /.test(line));
 
 describe('connections still in their handshake', () => {
@@ -144,7 +144,7 @@ describe('connections still in their handshake', () => {
       // The oldest idle sockets from 127.0.0.1 made room for newer connections, with a reason.
       await until(() => idle.openCount <= 32, 'the sender to hold at most 32 unfinished handshakes from one address');
       expect(idle.closed).toBeGreaterThanOrEqual(100 - 32);
-      expect([...idle.codes.keys()]).toEqual(['ERR_FULL']);
+      expect(idle.codes.get('ERR_FULL')).toBeGreaterThanOrEqual(100 - 32);
     } finally {
       await idle.stop();
     }
@@ -169,7 +169,8 @@ describe('connections still in their handshake', () => {
   });
 
   it('a receiver half-way through authentication is not pushed out by idle sockets opened after it', async () => {
-    await using sender = await startSender({ secret: SECRET, maxPendingPerAddress: 8 });
+    // A long deadline: this test is about room, not time.
+    await using sender = await startSender({ secret: SECRET, maxPendingPerAddress: 8, handshakeTimeoutMs: 60_000 });
     const socket = net.connect(sender.server.port, '127.0.0.1');
     const decoder = new MessageDecoder();
     const received: Header[] = [];
@@ -246,7 +247,7 @@ describe('connections still in their TLS handshake', () => {
     const idle = await IdleSockets.open(sender.server.port, 3);
     try {
       await until(() => idle.closed === 3, 'the idle sockets to be closed');
-      expect(sender.log.join('\n')).toMatch(/refused 127\.0\.0\.1:\d+: (no TLS handshake within 300 ms|TLS handshake failed)/);
+      expect(sender.log.join('\n')).toMatch(/refused 127\.0\.0\.1:\d+: no TLS handshake within 300 ms/);
       await until(() => sender.server.connectionCount === 0, 'no connection left');
     } finally {
       await idle.stop();
