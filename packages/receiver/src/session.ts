@@ -132,6 +132,8 @@ export function runSession(options: SessionOptions, handlers: SessionHandlers): 
     const finish = (end: SessionEnd, farewell?: Buffer) => {
       if (settled) return;
       settled = end;
+      // Nothing more is decoded, not even the rest of a chunk that held a bye or an error (PROTOCOL.md 4.5).
+      decoder.stop();
       clearTimeout(handshakeTimer);
       options.signal?.removeEventListener('abort', onAbort);
       if (end.kind === 'stopped') farewell = encodeMessage({ type: 'bye', reason: 'receiver stopping' }).head;
@@ -181,8 +183,10 @@ export function runSession(options: SessionOptions, handlers: SessionHandlers): 
       const where = decoder.midMessage ? ' in the middle of a message' : !stream ? ` before its hello${tlsHint}` : '';
       finish({ kind: 'failed', connected, error: new Error(`the sender closed the connection${where}`) });
     });
+    // Each message is acted on as soon as it is decoded: a rejected one throws (which stops the
+    // decoder) and finish() stops it too, so no byte after that message is ever decoded.
     const onMessage = ({ header, payload }: Message): void => {
-      if (settled) return; // decode nothing more once the session is over
+      if (settled) return;
       firstBytes = undefined;
       if (header.type === 'error') return finish({ kind: 'refused', code: header.code, reason: header.reason });
       if (!stream) {

@@ -102,6 +102,7 @@ async function serve(options: SenderOptions): Promise<number> {
         quality: options.quality,
         publish: (frame) => activeServer.broadcast(frame),
         hasAudience: () => activeServer.viewerList.length > 0,
+        untilAudience: () => activeServer.waitForViewer(),
         onEncoded: (ms, frame) => stats.frameSent(ms, frame.payload.length),
         ...(preview ? { preview } : {}),
         signal: stop.signal,
