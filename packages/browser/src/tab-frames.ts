@@ -130,7 +130,7 @@ export function parseTabAck(text: string): TabAck {
   const { seq, spanMs, spanBytes } = value as Record<string, unknown>;
   const check = (name: string, n: unknown, integer: boolean): number => {
     if (typeof n !== 'number' || !Number.isFinite(n) || n < 0 || (integer && !Number.isInteger(n))) {
-      throw new TabMessageError(`ack field ${name} must be a ${integer ? 'non-negative integer' : 'finite number >= 0'}, got ${JSON.stringify(n)}`);
+      throw new TabMessageError(`ack field ${name} must be a ${integer ? 'non-negative integer' : 'finite number >= 0'}, got ${typeof n === 'number' ? String(n) : JSON.stringify(n)}`);
     }
     return n;
   };

@@ -249,6 +249,7 @@ describe('the WebSocket at /ws', () => {
       [JSON.stringify({ type: 'ack', seq: -1, spanMs: 0, spanBytes: 0 }), 1008, /seq must be a non-negative integer/],
       [JSON.stringify({ type: 'ack', seq: 12345, spanMs: 0, spanBytes: 0 }), 1008, /ack for frame 12345, which was never sent/],
       [Buffer.from([1, 2, 3]), 1003, /only text acks/],
+      ['x'.repeat(2000), 1009, /^$/],
     ];
     for (const [message, code, reason] of cases) {
       const bad = await openTab(server, { ack: 'none' });
