@@ -88,7 +88,7 @@ const badge = element('state');
 const tab = {
   /** @type {number[]} performance.now() of each frame drawn in the last second */
   shownAt: [],
-  /** @type {Array<{ at: number, ms: number }>} capture -> display latency of each frame drawn */
+  /** @type {Array<{ at: number, ms: number, seq: number, rung: number }>} capture -> display latency of each frame drawn */
   latencies: [],
   lastShownAt: 0,
   /** @type {number | null} */
@@ -278,7 +278,7 @@ async function show(frame) {
   tab.lastSeq = header.seq;
   tab.rung = header.rung;
   tab.shownAt.push(now);
-  tab.latencies.push({ at: now, ms: wallClockMs() - header.captureTime });
+  tab.latencies.push({ at: now, ms: wallClockMs() - header.captureTime, seq: header.seq, rung: header.rung });
   canvas.dataset['seq'] = String(header.seq);
   canvas.dataset['shown'] = String(tab.shown);
   // Lift the "waiting"/"stalled" overlay at once rather than at the next tick.

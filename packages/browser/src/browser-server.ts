@@ -371,7 +371,7 @@ export class BrowserServer implements FrameSink {
       this.tabs.delete(tab);
       this.streams.delete(tab);
       this.removeOutlet(tab);
-      const { sent, dropped } = tab.figures;
+      const { sent, dropped } = tab.info();
       this.log(`browser server: tab ${remote} left after ${sent} frames (${dropped} skipped for it); ${this.streams.size} connections open`);
     });
     this.log(`browser server: tab ${remote} connected; ${this.streams.size} connections open`);

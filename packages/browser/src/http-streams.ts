@@ -63,10 +63,6 @@ export class MjpegStream implements Outlet<ServedFrame>, OutboundStream {
     };
   }
 
-  get figures(): { sent: number; dropped: number } {
-    return { sent: this.sent, dropped: this.dropped };
-  }
-
   stalledForMs(now: number): number {
     return this.writer.blockedForMs(now);
   }

@@ -75,11 +75,6 @@ export class TabSocket implements Outlet<ServedFrame>, OutboundStream {
     this.writer.offer(delivery);
   }
 
-  /** The frames this tab skipped so far and the ones it was sent (for the server's status). */
-  get figures(): { sent: number; dropped: number; rung: number } {
-    return { sent: this.sent, dropped: this.dropped, rung: this.lastRung };
-  }
-
   info(): ClientInfo {
     return {
       kind: this.kind,
