@@ -46,6 +46,7 @@ const CLOSE_STREAM_RESTARTED = 1012;
  * @property {Blob} jpeg
  * @property {number} spanMs first message to last, as they arrived here
  * @property {number} spanBytes bytes of the messages after the first
+ * @property {number} arrivedAt performance.now() when its last message arrived
  * @property {(message: string) => void} reply sends on the connection the frame came by
  */
 
@@ -88,7 +89,7 @@ const badge = element('state');
 const tab = {
   /** @type {number[]} performance.now() of each frame drawn in the last second */
   shownAt: [],
-  /** @type {Array<{ at: number, ms: number, seq: number, rung: number }>} capture -> display latency of each frame drawn */
+  /** @type {Array<{ at: number, ms: number, seq: number, rung: number, drawMs: number }>} capture -> display latency of each frame drawn, and how much of it was arrival -> display */
   latencies: [],
   lastShownAt: 0,
   /** @type {number | null} */
@@ -193,7 +194,7 @@ class FrameAssembler {
   /**
    * @param {ArrayBuffer} data one binary message
    * @param {number} now performance.now() when it arrived
-   * @returns {{ header: FrameHeader, jpeg: Blob, spanMs: number, spanBytes: number } | null} the frame once complete
+   * @returns {{ header: FrameHeader, jpeg: Blob, spanMs: number, spanBytes: number, arrivedAt: number } | null} the frame once complete
    */
   push(data, now) {
     let bytes = new Uint8Array(data);
@@ -217,7 +218,7 @@ class FrameAssembler {
     if (this.filled < header.payloadBytes) return null;
     this.header = null;
     const jpeg = new Blob([this.buffer.subarray(0, this.filled)], { type: 'image/jpeg' });
-    return { header, jpeg, spanMs: now - this.firstAt, spanBytes: this.spanBytes };
+    return { header, jpeg, spanMs: now - this.firstAt, spanBytes: this.spanBytes, arrivedAt: now };
   }
 }
 
@@ -278,7 +279,7 @@ async function show(frame) {
   tab.lastSeq = header.seq;
   tab.rung = header.rung;
   tab.shownAt.push(now);
-  tab.latencies.push({ at: now, ms: wallClockMs() - header.captureTime, seq: header.seq, rung: header.rung });
+  tab.latencies.push({ at: now, ms: wallClockMs() - header.captureTime, seq: header.seq, rung: header.rung, drawMs: now - frame.arrivedAt });
   canvas.dataset['seq'] = String(header.seq);
   canvas.dataset['shown'] = String(tab.shown);
   // Lift the "waiting"/"stalled" overlay at once rather than at the next tick.

@@ -357,7 +357,6 @@ export class BrowserServer implements FrameSink {
 
   private addTab(ws: WebSocket, id: string | undefined, remote: string): void {
     if (this.closing) return void ws.terminate();
-    (ws as unknown as { _socket?: Socket })._socket?.setNoDelay(true);
     const tab = new TabSocket(ws, id, remote, {
       rungs: this.ladderRungs,
       adapt: this.options.adapt ?? true,
