@@ -2,53 +2,31 @@
 /**
  * camstream's browser viewer (served as is by @camstream/browser; type-checked by page/tsconfig.json).
  *
- * Pictures: a WebSocket at /ws. Each frame arrives as binary messages of at most 16 KiB, the first
- * starting with a 32-byte header (WEBSOCKET.md). The page times the frame's arrival (first message
- * to last), decodes it with createImageBitmap, draws it on the canvas and only then acknowledges it
- * with {type:'ack', seq, spanMs, spanBytes}: the server keeps the bytes in flight to this tab under
- * a window sized from those figures, and lowers the quality rung when the link is slow. While one
- * frame decodes, only the newest waiting frame is kept (latest-wins). If WebSocket connections keep
- * failing while the server answers, the page falls back to /stream.mjpg in an <img>.
+ * Pictures: a WebSocket at /ws, held by a worker (frame-receiver.js) off this thread. Each frame
+ * arrives as binary messages (WEBSOCKET.md); the worker times its arrival (first message to
+ * last), decodes it and hands the picture here; this page draws it on the canvas and tells the
+ * worker, which only then acknowledges it with {type:'ack', seq, spanMs, spanBytes}: the server
+ * keeps the bytes in flight to this tab under a window sized from those figures, and lowers the
+ * quality rung when the link is slow. If the WebSocket keeps failing while the server answers, or
+ * the browser has no module workers, the page falls back to /stream.mjpg in an <img>.
  *
  * Figures: an EventSource on /events: `stats` (the receiver's figures) and `status` (the server's:
  * viewers, the newest frame's age), each carrying both.
  */
 
 const STALL_AFTER_MS = 2000;
-const FRAME_VERSION = 1;
-const HEADER_BYTES = 32;
-const MAX_PAYLOAD_BYTES = 64 * 1024 * 1024;
 /** This tab's latency figures cover this long... */
 const LATENCY_SHOWN_MS = 5000;
 /** ...and this much is kept (benchmarks read it through window.camstreamViewer). */
 const LATENCY_KEPT_MS = 10000;
 /** WebSocket connections that end without a single frame before the page falls back to MJPEG. */
 const FAILURES_BEFORE_MJPEG = 3;
-/** Close code the page uses when a frame is malformed (4000-4999: for applications). */
-const CLOSE_BAD_FRAME = 4000;
 /** Close code of the server when the stream restarted: reconnect at once. */
 const CLOSE_STREAM_RESTARTED = 1012;
 
-/**
- * @typedef {object} FrameHeader
- * @property {number} seq
- * @property {number} captureTime wall clock, ms since the Unix epoch
- * @property {number} width
- * @property {number} height
- * @property {number} rung 0: the stream itself
- * @property {number} dropped frames the server skipped for this connection so far
- * @property {number} payloadBytes
- */
-
-/**
- * @typedef {object} ArrivedFrame
- * @property {FrameHeader} header
- * @property {Blob} jpeg
- * @property {number} spanMs first message to last, as they arrived here
- * @property {number} spanBytes bytes of the messages after the first
- * @property {number} arrivedAt performance.now() when its last message arrived
- * @property {(message: string) => void} reply sends on the connection the frame came by
- */
+/** @typedef {import('./frame-receiver.js').FrameHeader} FrameHeader */
+/** @typedef {import('./frame-receiver.js').ToReceiver} ToReceiver */
+/** @typedef {import('./frame-receiver.js').FromReceiver} FromReceiver */
 
 /**
  * @typedef {object} ReceiverFigures
@@ -98,14 +76,13 @@ const tab = {
   /** frames replaced while another one decoded */
   skipped: 0,
   decodeErrors: 0,
-  acks: 0,
   /** @type {number | null} */
   rung: null,
   /** frames the server skipped for this tab, over every connection so far */
   serverSkipped: 0,
   /** @type {'websocket' | 'mjpeg'} */
   transport: 'websocket',
-  /** set once the canvas has the stream's own size */
+  /** set once the canvas was sized for a frame */
   sized: false,
 };
 const links = { video: false, events: false, videoError: '', failures: 0 };
@@ -154,193 +131,112 @@ function wallClockMs() {
   return performance.timeOrigin + performance.now();
 }
 
-// ---- frames: reassembled from the WebSocket's messages ----
+// ---- pictures: drawn as the frame receiver hands them over ----
 
-/**
- * @param {ArrayBuffer} data the first message of a frame
- * @returns {{ header: FrameHeader, headerBytes: number }}
- */
-function readHeader(data) {
-  if (data.byteLength < HEADER_BYTES) throw new Error(`a frame's first message has ${data.byteLength} bytes, less than its header`);
-  const view = new DataView(data);
-  const version = view.getUint8(0);
-  if (version !== FRAME_VERSION) throw new Error(`frame header version ${version}, this page reads ${FRAME_VERSION}`);
-  const headerBytes = view.getUint16(2);
-  if (headerBytes < HEADER_BYTES || headerBytes > data.byteLength) throw new Error(`a frame header of ${headerBytes} bytes`);
-  const header = {
-    rung: view.getUint8(1),
-    payloadBytes: view.getUint32(4),
-    seq: view.getFloat64(8),
-    captureTime: view.getFloat64(16),
-    dropped: view.getUint32(24),
-    width: view.getUint16(28),
-    height: view.getUint16(30),
-  };
-  if (header.payloadBytes > MAX_PAYLOAD_BYTES) throw new Error(`a frame of ${header.payloadBytes} bytes`);
-  return { header, headerBytes };
+/** @type {Worker | null} */
+let receiver = null;
+let reconnectDelayMs = 500;
+/** Frames the server skipped for this tab on connections before the current one. */
+let skippedOnEarlierConnections = 0;
+/** ...and on the current one so far (the header's `dropped` counts per connection). */
+let skippedOnThisConnection = 0;
+
+/** @param {ToReceiver} message */
+function tellReceiver(message) {
+  receiver?.postMessage(message);
 }
 
-/** Collects one frame's messages into one buffer (reused: the Blob made of it is a copy). */
-class FrameAssembler {
-  constructor() {
-    /** @type {FrameHeader | null} */
-    this.header = null;
-    this.buffer = new Uint8Array(256 * 1024);
-    this.filled = 0;
-    this.firstAt = 0;
-    this.spanBytes = 0;
-  }
-
-  /**
-   * @param {ArrayBuffer} data one binary message
-   * @param {number} now performance.now() when it arrived
-   * @returns {{ header: FrameHeader, jpeg: Blob, spanMs: number, spanBytes: number, arrivedAt: number } | null} the frame once complete
-   */
-  push(data, now) {
-    let bytes = new Uint8Array(data);
-    if (this.header === null) {
-      const { header, headerBytes } = readHeader(data);
-      this.header = header;
-      if (this.buffer.length < header.payloadBytes) this.buffer = new Uint8Array(Math.max(header.payloadBytes, this.buffer.length * 2));
-      this.filled = 0;
-      this.firstAt = now;
-      this.spanBytes = 0;
-      bytes = bytes.subarray(headerBytes);
-    } else {
-      this.spanBytes += data.byteLength;
-    }
-    const header = this.header;
-    if (this.filled + bytes.length > header.payloadBytes) {
-      throw new Error(`frame ${header.seq} got ${this.filled + bytes.length} bytes, its header said ${header.payloadBytes}`);
-    }
-    this.buffer.set(bytes, this.filled);
-    this.filled += bytes.length;
-    if (this.filled < header.payloadBytes) return null;
-    this.header = null;
-    const jpeg = new Blob([this.buffer.subarray(0, this.filled)], { type: 'image/jpeg' });
-    return { header, jpeg, spanMs: now - this.firstAt, spanBytes: this.spanBytes, arrivedAt: now };
-  }
+function connectVideo() {
+  const url = new URL('ws', location.href);
+  url.protocol = location.protocol === 'https:' ? 'wss:' : 'ws:';
+  url.searchParams.set('client', clientId);
+  tellReceiver({ type: 'connect', url: url.href });
 }
 
-// ---- drawing: one frame at a time, the newest waiting one next ----
-
-let drawing = false;
-/** @type {ArrivedFrame | null} */
-let waiting = null;
-
-/** @param {ArrivedFrame} frame */
-function offer(frame) {
-  if (drawing) {
-    if (waiting) tab.skipped++;
-    waiting = frame;
-    return;
+/** @param {Extract<FromReceiver, { type: 'frame' }>} message */
+function draw(message) {
+  const { header, bitmap } = message;
+  // The canvas keeps the stream's own size (a rung-0 frame's, else the server's figure for the
+  // stream); lower rungs are scaled up to it, so the page does not jump when the rung changes.
+  const stream = server.status?.frame;
+  const size = header.rung === 0 ? bitmap : stream ?? (tab.sized ? canvas : bitmap);
+  if (canvas.width !== size.width || canvas.height !== size.height) {
+    canvas.width = size.width;
+    canvas.height = size.height;
   }
-  void draw(frame);
-}
-
-/** @param {ArrivedFrame} frame */
-async function draw(frame) {
-  drawing = true;
-  /** @type {ArrivedFrame | null} */
-  let next = frame;
-  while (next) {
-    const current = next;
-    try {
-      await show(current);
-    } catch {
-      tab.decodeErrors++;
-    }
-    // Drawn (or undecodable: it still arrived): the server may send more.
-    current.reply(JSON.stringify({ type: 'ack', seq: current.header.seq, spanMs: Math.round(current.spanMs * 100) / 100, spanBytes: current.spanBytes }));
-    tab.acks++;
-    next = waiting;
-    waiting = null;
-  }
-  drawing = false;
-}
-
-/** @param {ArrivedFrame} frame */
-async function show(frame) {
-  const bitmap = await createImageBitmap(frame.jpeg);
-  const { header } = frame;
-  // The canvas keeps the stream's own size; lower rungs are scaled up to it.
-  if (header.rung === 0 || !tab.sized) {
-    if (canvas.width !== bitmap.width || canvas.height !== bitmap.height) {
-      canvas.width = bitmap.width;
-      canvas.height = bitmap.height;
-    }
-    tab.sized = header.rung === 0;
-  }
+  tab.sized = true;
   context.drawImage(bitmap, 0, 0, canvas.width, canvas.height);
   bitmap.close();
+  // Drawn: the receiver may acknowledge it now.
+  tellReceiver({ type: 'drawn', seq: header.seq });
   const now = performance.now();
+  const wallNow = wallClockMs();
   tab.shown++;
   tab.lastShownAt = now;
   tab.lastSeq = header.seq;
   tab.rung = header.rung;
+  tab.skipped = message.skipped;
+  tab.decodeErrors = message.decodeErrors;
+  skippedOnThisConnection = header.dropped;
+  tab.serverSkipped = skippedOnEarlierConnections + skippedOnThisConnection;
   tab.shownAt.push(now);
-  tab.latencies.push({ at: now, ms: wallClockMs() - header.captureTime, seq: header.seq, rung: header.rung, drawMs: now - frame.arrivedAt });
+  tab.latencies.push({ at: now, ms: wallNow - header.captureTime, seq: header.seq, rung: header.rung, drawMs: wallNow - message.arrivedAt });
   canvas.dataset['seq'] = String(header.seq);
   canvas.dataset['shown'] = String(tab.shown);
   // Lift the "waiting"/"stalled" overlay at once rather than at the next tick.
   if (overlay.classList.contains('shown')) update();
 }
 
-// ---- the WebSocket, reconnected with backoff ----
-
-let reconnectDelayMs = 500;
-
-function connectVideo() {
-  const url = new URL('ws', location.href);
-  url.protocol = location.protocol === 'https:' ? 'wss:' : 'ws:';
-  url.searchParams.set('client', clientId);
-  const socket = new WebSocket(url);
-  socket.binaryType = 'arraybuffer';
-  const assembler = new FrameAssembler();
-  const skippedBefore = tab.serverSkipped;
-  let frames = 0;
-  /** @param {string} message */
-  const reply = (message) => {
-    if (socket.readyState === WebSocket.OPEN) socket.send(message);
-  };
-  socket.onopen = () => {
-    links.video = true;
-    links.videoError = '';
-  };
-  socket.onmessage = (event) => {
-    const now = performance.now();
-    if (!(event.data instanceof ArrayBuffer)) return;
-    try {
-      const arrived = assembler.push(event.data, now);
-      if (arrived === null) return;
-      frames++;
+/** @param {MessageEvent<FromReceiver>} event */
+function fromReceiver(event) {
+  const message = event.data;
+  switch (message.type) {
+    case 'open':
+      links.video = true;
+      links.videoError = '';
+      return;
+    case 'frame':
       links.failures = 0;
       reconnectDelayMs = 500;
-      tab.serverSkipped = skippedBefore + arrived.header.dropped;
-      offer({ ...arrived, reply });
-    } catch (err) {
-      links.videoError = String(err instanceof Error ? err.message : err);
-      socket.close(CLOSE_BAD_FRAME, 'malformed frame');
-    }
-  };
-  socket.onclose = (event) => {
-    links.video = false;
-    if (event.reason) links.videoError = event.reason;
-    else if (!links.videoError) links.videoError = `WebSocket closed (${event.code})`;
-    if (frames === 0) links.failures++;
-    // A server that answers while its WebSocket never delivers (a proxy that does not pass
-    // WebSockets, say): show the MJPEG stream instead, without this tab's own figures.
-    if (links.failures >= FAILURES_BEFORE_MJPEG && links.events) {
-      fallBackToMjpeg();
+      draw(message);
+      return;
+    case 'closed': {
+      links.video = false;
+      links.videoError = message.reason || `WebSocket closed (${message.code})`;
+      skippedOnEarlierConnections += skippedOnThisConnection;
+      skippedOnThisConnection = 0;
+      if (message.frames === 0) links.failures++;
+      // A server that answers while its WebSocket never delivers (a proxy that does not pass
+      // WebSockets, say): show the MJPEG stream instead, without this tab's own figures.
+      if (links.failures >= FAILURES_BEFORE_MJPEG && links.events) {
+        fallBackToMjpeg();
+        return;
+      }
+      const delay = message.code === CLOSE_STREAM_RESTARTED ? 0 : reconnectDelayMs;
+      reconnectDelayMs = Math.min(reconnectDelayMs * 2, 5000);
+      setTimeout(connectVideo, delay);
       return;
     }
-    const delay = event.code === CLOSE_STREAM_RESTARTED ? 0 : reconnectDelayMs;
-    reconnectDelayMs = Math.min(reconnectDelayMs * 2, 5000);
-    setTimeout(connectVideo, delay);
-  };
+  }
+}
+
+function startVideo() {
+  try {
+    receiver = new Worker(new URL('frame-receiver.js', import.meta.url), { type: 'module' });
+  } catch {
+    fallBackToMjpeg();
+    return;
+  }
+  receiver.onmessage = fromReceiver;
+  // The worker could not load (no module workers here, say): MJPEG needs none.
+  receiver.onerror = () => fallBackToMjpeg();
+  connectVideo();
 }
 
 function fallBackToMjpeg() {
+  if (tab.transport === 'mjpeg') return;
+  receiver?.terminate();
+  receiver = null;
   const img = document.createElement('img');
   img.src = `stream.mjpg?client=${encodeURIComponent(clientId)}`;
   img.alt = canvas.getAttribute('aria-label') ?? 'live video';
@@ -457,7 +353,7 @@ function update() {
 }
 
 listenForEvents();
-if (typeof WebSocket === 'function' && typeof createImageBitmap === 'function') connectVideo();
+if (typeof Worker === 'function' && typeof WebSocket === 'function' && typeof createImageBitmap === 'function') startVideo();
 else fallBackToMjpeg();
 update();
 setInterval(update, 500);

@@ -101,7 +101,7 @@ const COMMON_HEADERS = {
 
 /** No inline script or style: the page is its own files. connect-src 'self' covers ws: to this host. */
 const PAGE_CSP =
-  "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' blob: data:; connect-src 'self'; " +
+  "default-src 'none'; script-src 'self'; worker-src 'self'; style-src 'self'; img-src 'self' blob: data:; connect-src 'self'; " +
   "base-uri 'none'; form-action 'none'; frame-ancestors 'self'";
 
 /**
@@ -352,6 +352,7 @@ export class BrowserServer implements FrameSink {
     if (this.streams.size >= this.maxClients) {
       return refuse(503, 'Service Unavailable', `too many viewers: ${this.streams.size} streaming connections are open (the limit is ${this.maxClients}); try again later\n`);
     }
+    // ws completes the handshake synchronously (no verifyClient, no extensions): the tab counts at once.
     this.wss.handleUpgrade(req, socket, head, (ws: WebSocket) => this.addTab(ws, clientIdOf(url), remoteOf(req)));
   }
 

@@ -12,12 +12,13 @@ export interface PageAsset {
 export interface PageFiles {
   /** index.html with the stream's title filled in (HTML-escaped). */
   index(title: string): Buffer;
-  /** viewer.js and viewer.css by their path, e.g. '/viewer.js'. */
+  /** viewer.js, frame-receiver.js and viewer.css by their path, e.g. '/viewer.js'. */
   readonly assets: ReadonlyMap<string, PageAsset>;
 }
 
 const ASSETS: ReadonlyArray<[string, string]> = [
   ['viewer.js', 'text/javascript; charset=utf-8'],
+  ['frame-receiver.js', 'text/javascript; charset=utf-8'],
   ['viewer.css', 'text/css; charset=utf-8'],
 ];
 

@@ -294,11 +294,16 @@ describe('the WebSocket at /ws', () => {
     await expect(elsewhere.opened).rejects.toThrow('HTTP 404');
   });
 
-  test('beyond maxClients a WebSocket is refused with 503', async () => {
-    const server = await startServer({ maxClients: 1 });
-    await openTab(server);
-    const refused = new TestTab(`ws://127.0.0.1:${server.port}/ws`);
-    await expect(refused.opened).rejects.toThrow('HTTP 503');
+  test('beyond maxClients a WebSocket is refused with 503, also when the handshakes come at once', async () => {
+    const server = await startServer({ maxClients: 2 });
+    const together = [0, 1, 2, 3].map(() => new TestTab(`ws://127.0.0.1:${server.port}/ws`));
+    tabs.push(...together);
+    const outcomes = await Promise.allSettled(together.map((tab) => tab.opened));
+    expect(outcomes.filter((o) => o.status === 'fulfilled')).toHaveLength(2);
+    for (const refused of outcomes.filter((o): o is PromiseRejectedResult => o.status === 'rejected')) {
+      expect(refused.reason.message).toBe('WebSocket refused: HTTP 503');
+    }
+    await waitFor(() => server.clientCount === 2, 'two tabs');
   });
 
   test('close() closes every tab with 1001 and the server', async () => {
