@@ -2,6 +2,10 @@
  * @camstream/testkit: the only fakes in camstream. Fake cameras that stamp a readable frame
  * number on every image, loopback and misbehaving-network helpers, and helpers that start the
  * real apps (and Xvfb) and always clean them up. For tests, benchmarks and scripts only.
+ *
+ * ChaosProxy misbehaves on purpose (random chunking, stalls, cuts) and emulates slow links
+ * (rate limit with small buffers, one-way delay, rate schedules); bin/chaos-proxy runs it as a
+ * process (--help lists its options).
  */
 export { renderFakeFrame, readFrameNumber, imageDifference } from './fake-frames';
 export { FakeCamera, PregeneratedSource } from './fake-camera';
@@ -9,7 +13,8 @@ export type { FakeCameraOptions, PregeneratedSourceOptions } from './fake-camera
 export { listenOnFreePort, freePort, memoryDuplexPair, stallingClient } from './loopback';
 export type { StallingClient } from './loopback';
 export { ChaosProxy, seededRandom } from './chaos-proxy';
-export type { ChaosProxyOptions } from './chaos-proxy';
+export type { ChaosProxyOptions, ConnectionStats, Direction, LinkOptions, LinkPhase, LinkUsage, RateChange } from './chaos-proxy';
+export { parseRate, parseSchedule } from './chaos-proxy-cli';
 export { startApp, startProcess, stopAllProcesses, AppProcess, workspaceRoot } from './processes';
 export type { AppName, ExitStatus, StartAppOptions, StartProcessOptions, WaitForLineOptions } from './processes';
 export { startXvfb, sendKey } from './xvfb';
