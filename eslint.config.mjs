@@ -25,6 +25,8 @@ export default tseslint.config(
             // protocol: bytes and schemas only, nothing internal, never OpenCV.
             { sourceTag: 'scope:protocol', onlyDependOnLibsWithTags: [], bannedExternalImports: notOpenCV },
             { sourceTag: 'scope:media', onlyDependOnLibsWithTags: [], bannedExternalImports: notOpenCV },
+            // tutorial-wire: the tutorial's pickle wire, bytes only like protocol: nothing internal, never OpenCV.
+            { sourceTag: 'scope:tutorial-wire', onlyDependOnLibsWithTags: [], bannedExternalImports: notOpenCV },
             // fanout: encode once, deliver to many; no sockets of its own, no OpenCV.
             { sourceTag: 'scope:fanout', onlyDependOnLibsWithTags: ['scope:media'], bannedExternalImports: notOpenCV },
             // browser: the server and page for browsers; codecs come in through media's FrameCodec.
@@ -33,7 +35,7 @@ export default tseslint.config(
             { sourceTag: 'scope:opencv', onlyDependOnLibsWithTags: ['scope:protocol', 'scope:media'] },
             { sourceTag: 'scope:testkit', onlyDependOnLibsWithTags: ['scope:protocol', 'scope:media'], bannedExternalImports: notOpenCV },
             // apps: production code never reaches for the testkit (tests are allowed below).
-            { sourceTag: 'scope:app', onlyDependOnLibsWithTags: ['scope:protocol', 'scope:media', 'scope:fanout', 'scope:opencv', 'scope:browser'], bannedExternalImports: notOpenCV },
+            { sourceTag: 'scope:app', onlyDependOnLibsWithTags: ['scope:protocol', 'scope:media', 'scope:fanout', 'scope:opencv', 'scope:browser', 'scope:tutorial-wire'], bannedExternalImports: notOpenCV },
           ],
         },
       ],
@@ -50,11 +52,12 @@ export default tseslint.config(
           depConstraints: [
             { sourceTag: 'scope:protocol', onlyDependOnLibsWithTags: [], bannedExternalImports: notOpenCV },
             { sourceTag: 'scope:media', onlyDependOnLibsWithTags: [] },
+            { sourceTag: 'scope:tutorial-wire', onlyDependOnLibsWithTags: [], bannedExternalImports: notOpenCV },
             { sourceTag: 'scope:fanout', onlyDependOnLibsWithTags: ['scope:media', 'scope:testkit', 'scope:opencv'] },
             { sourceTag: 'scope:browser', onlyDependOnLibsWithTags: ['scope:protocol', 'scope:media', 'scope:fanout', 'scope:testkit', 'scope:opencv'] },
             { sourceTag: 'scope:opencv', onlyDependOnLibsWithTags: ['scope:protocol', 'scope:media', 'scope:testkit'] },
             { sourceTag: 'scope:testkit', onlyDependOnLibsWithTags: ['scope:protocol', 'scope:media', 'scope:opencv'] },
-            { sourceTag: 'scope:app', onlyDependOnLibsWithTags: ['scope:protocol', 'scope:media', 'scope:fanout', 'scope:opencv', 'scope:browser', 'scope:testkit'] },
+            { sourceTag: 'scope:app', onlyDependOnLibsWithTags: ['scope:protocol', 'scope:media', 'scope:fanout', 'scope:opencv', 'scope:browser', 'scope:testkit', 'scope:tutorial-wire'] },
           ],
         },
       ],

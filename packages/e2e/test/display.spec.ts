@@ -61,10 +61,13 @@ const hasXvfb = (() => {
     expect(bars).not.toBeNull();
     // The lowest row crossing the bars is the pattern's last row.
     const top = bars!.y - 359;
-    await new Promise((r) => setTimeout(r, 700));
-    const second = await xvfb.screenshot();
-    // The frame number and clock (top left of the pattern) have changed: the picture is live.
-    expect(regionDiffers(first, second, bars!.x + 10, Math.max(0, top + 10), 200, 60)).toBeGreaterThan(50);
+    // The frame number and clock (top left of the pattern) change: the picture is live. Look
+    // until they have (each screenshot takes a while by itself).
+    const liveRegionChange = (shot: RawImage) => regionDiffers(first, shot, bars!.x + 10, Math.max(0, top + 10), 200, 60);
+    const deadline = Date.now() + 10_000;
+    let second = await xvfb.screenshot();
+    while (liveRegionChange(second) <= 50 && Date.now() < deadline) second = await xvfb.screenshot();
+    expect(liveRegionChange(second)).toBeGreaterThan(50);
 
     await sendKey(xvfb.display, 'camstream', 'q');
     expect(await receiver.waitForExit(15_000)).toEqual({ code: 0, signal: null });

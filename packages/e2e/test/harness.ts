@@ -296,6 +296,10 @@ export function rssMb(): number {
   return process.memoryUsage().rss / 1024 / 1024;
 }
 
+/**
+ * Only for time that is part of the behaviour under test (staying silent past a deadline). Never
+ * before an assertion: wait for the event instead (until, waitForLine, a promise).
+ */
 export function sleep(ms: number): Promise<void> {
   return new Promise((resolve) => setTimeout(resolve, ms));
 }

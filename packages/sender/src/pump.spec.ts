@@ -19,6 +19,15 @@ function countingCodec() {
   return { codec, encoded };
 }
 
+/** Resolves once condition() holds, looking again every few milliseconds; rejects after timeoutMs. */
+async function eventually(condition: () => boolean, what: string, timeoutMs = 5000): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (!condition()) {
+    if (Date.now() > deadline) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}`);
+    await new Promise((resolve) => setTimeout(resolve, 2));
+  }
+}
+
 describe('pumpFrames', () => {
   it('encodes each captured frame once and publishes it with its number, size and CRC', async () => {
     const { codec, encoded } = countingCodec();
@@ -63,6 +72,7 @@ describe('pumpFrames', () => {
       const camera = new FakeCamera({ width: 64, height: 48, fps: 0, frames: 8 });
       const recycled = new Set<RawImage>();
       let tooEarly = 0;
+      let previewed = 0;
       const source: FrameSource = {
         info: camera.info,
         read: () => camera.read(),
@@ -83,25 +93,28 @@ describe('pumpFrames', () => {
         write: async (image) => {
           await new Promise((resolve) => setTimeout(resolve, 5));
           if (recycled.has(image)) tooEarly++;
+          previewed++;
         },
         close: async () => undefined,
       };
-      return { source, codec, preview, recycled, tooEarly: () => tooEarly };
+      return { source, codec, preview, recycled, tooEarly: () => tooEarly, previewed: () => previewed };
     }
 
     it('once encoded and previewed', async () => {
       const { source, codec, preview, recycled, tooEarly } = recyclingSetup();
       await pumpFrames({ source, codec, encoding: 'jpeg', preview, publish: () => undefined });
-      await new Promise((resolve) => setTimeout(resolve, 20)); // the last preview settles
-      expect(recycled.size).toBe(8);
+      // The last preview may still run after the pump returns: its frame is recycled after it.
+      await eventually(() => recycled.size === 8, 'all 8 frames to be recycled');
       expect(tooEarly()).toBe(0);
     });
 
     it('never for raw frames, whose payload is the captured image itself', async () => {
-      const { source, preview, recycled } = recyclingSetup();
+      const { source, preview, recycled, previewed } = recyclingSetup();
       const { codec } = countingCodec();
       await pumpFrames({ source, codec, encoding: 'raw-bgr', preview, publish: () => undefined });
-      await new Promise((resolve) => setTimeout(resolve, 20));
+      await eventually(() => previewed() === 8, 'all 8 previews to finish');
+      // A recycle chained on the last preview would have run by the next turn of the loop.
+      await new Promise((resolve) => setImmediate(resolve));
       expect(recycled.size).toBe(0);
     });
   });

@@ -104,19 +104,32 @@ describe('ChaosProxy', () => {
       socket.on('data', (chunk: Buffer) => received.push(chunk));
     });
     const port = await listenOnFreePort(server);
-    await using proxy = await ChaosProxy.start({ target: { host: '127.0.0.1', port } });
-    const client = await connect(proxy.port);
-    const payload = randomBytes(64 * 1024 * 1024);
-    client.end(payload);
-    await new Promise((resolve) => setTimeout(resolve, 500));
-    // Only what fits in kernel buffers got through; the proxy did not swallow the rest.
-    expect(proxy.bytesForwarded.upstream).toBeLessThan(40 * 1024 * 1024);
-    expect(client.writableLength).toBeGreaterThan(0);
-    const backendClosed = once(backendSocket!, 'end');
-    backendSocket!.resume();
-    await backendClosed;
-    expect(Buffer.concat(received).equals(payload)).toBe(true);
-    await new Promise((resolve) => server.close(resolve));
+    try {
+      await using proxy = await ChaosProxy.start({ target: { host: '127.0.0.1', port } });
+      const client = await connect(proxy.port);
+      const payload = randomBytes(64 * 1024 * 1024);
+      client.end(payload);
+      // Wait until forwarding stops: the count has moved, then stays put over 10 looks in a row.
+      let last = 0;
+      let unchanged = 0;
+      await waitFor(() => {
+        const now = proxy.bytesForwarded.upstream;
+        unchanged = now > 0 && now === last ? unchanged + 1 : 0;
+        last = now;
+        return unchanged >= 10;
+      }, 20_000);
+      // Only what fits in kernel buffers got through; the proxy did not swallow the rest.
+      expect(proxy.bytesForwarded.upstream).toBeLessThan(40 * 1024 * 1024);
+      expect(client.writableLength).toBeGreaterThan(0);
+      const backendClosed = once(backendSocket!, 'end');
+      backendSocket!.resume();
+      await backendClosed;
+      expect(Buffer.concat(received).equals(payload)).toBe(true);
+    } finally {
+      // Also when an expectation failed: a paused socket would keep the server (and jest) alive.
+      backendSocket?.destroy();
+      await new Promise((resolve) => server.close(resolve));
+    }
   });
 
   it('cuts upstream after exactly N bytes', async () => {
@@ -190,6 +203,11 @@ describe('ChaosProxy', () => {
     await backend.close();
     await using proxy = await ChaosProxy.start({ target: { host: '127.0.0.1', port } });
     const client = await connect(proxy.port);
-    await once(client, 'close');
+    const received = collect(client);
+    client.write('anyone there?');
+    expect((await received).length).toBe(0);
+    expect(proxy.connections).toBe(1);
+    expect(proxy.bytesForwarded).toEqual({ upstream: 0, downstream: 0 });
+    await waitFor(() => proxy.activeConnections === 0);
   });
 });

@@ -48,9 +48,9 @@ describe('FakeCamera', () => {
     const frames = await readAll(camera);
     const elapsed = performance.now() - start;
     expect(frames).toHaveLength(11);
-    // 10 intervals of 20 ms; only loose bounds, machines are noisy.
+    // 10 intervals of 20 ms: a lower bound only, a busy machine can only add to it. The rate
+    // it reaches is a figure for packages/testkit/bench/fake-sources-bench.ts.
     expect(elapsed).toBeGreaterThan(150);
-    expect(elapsed).toBeLessThan(2000);
     expect(frames[10]!.captureTimeMs - frames[0]!.captureTimeMs).toBeGreaterThan(150);
   });
 

@@ -13,8 +13,10 @@ describe('listenOnFreePort / freePort', () => {
 
   it('finds a port that can then be listened on', async () => {
     const port = await freePort();
+    expect(Number.isInteger(port) && port > 0 && port < 65536).toBe(true);
     const server = net.createServer();
     await new Promise<void>((resolve) => server.listen(port, '127.0.0.1', resolve));
+    expect(server.address()).toMatchObject({ address: '127.0.0.1', port });
     await new Promise((resolve) => server.close(resolve));
   });
 });
@@ -105,10 +107,26 @@ describe('stallingClient', () => {
       written += chunk.length;
       if (written > 256 * 1024 * 1024) throw new Error('no backpressure');
     }
-    // Kernel buffers absorb some; a real reader would have taken everything.
-    await new Promise((resolve) => setTimeout(resolve, 100));
+    // Kernel buffers absorb some, the rest waits in the server's socket. A reader would read
+    // the waiting bytes in the first poll of the event loop; a message from the client marks
+    // one that has passed (and setImmediate the end of its poll phase).
+    const ping = once(socket, 'data') as Promise<[Buffer]>;
+    client.socket.write('PING');
+    expect((await ping)[0].toString()).toBe('PING');
+    await new Promise((resolve) => setImmediate(resolve));
     expect(socket.writableLength).toBeGreaterThan(0);
     expect(client.socket.bytesRead).toBe(0);
+    // The bytes were waiting for it: once it reads, every one arrives and the server drains.
+    let read = 0;
+    const drained = once(socket, 'drain');
+    const readAll = new Promise<void>((resolve) =>
+      client.socket.on('data', (data: Buffer) => {
+        read += data.length;
+        if (read === written + chunk.length) resolve();
+      }),
+    );
+    client.socket.resume();
+    await Promise.all([drained, readAll]);
     await client.close();
     await serverSideClosed;
     await new Promise((resolve) => server.close(resolve));

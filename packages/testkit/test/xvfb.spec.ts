@@ -57,7 +57,12 @@ withXvfb('startXvfb', () => {
     // xev opens a window called "Event Tester" and prints every event it receives.
     await using xev = startProcess('xev', ['-event', 'keyboard'], { env: { DISPLAY: xvfb.display } });
     await sendKey(xvfb.display, '^Event Tester$', 'q');
-    await xev.waitForLine(/keysym 0x71, q\)/, { timeoutMs: 10_000 });
+    // xev prints "KeyPress event ..." and a line with the keysym, then "KeyRelease event ...".
+    await xev.waitForLine(/^KeyRelease event/, { timeoutMs: 10_000 });
+    const events = xev.stdoutLines.filter((line) => /^Key(Press|Release) event|keysym/.test(line));
+    expect(events.slice(0, 3).map((line) => /^Key\w+|keysym 0x[0-9a-f]+, \w+/.exec(line.trim())![0])).toEqual([
+      'KeyPress', 'keysym 0x71, q', 'KeyRelease',
+    ]);
   });
 });
 
