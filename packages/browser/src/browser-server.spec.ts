@@ -284,8 +284,12 @@ describe('BrowserServer over HTTP', () => {
     await waitFor(() => server.clientCount === 3, 'three clients');
     const feed = jpegFeed(server);
     const fed: FedFrame[] = [];
-    for (let i = 0; i < 20; i++) fed.push(await feed.next());
-    await waitFor(() => clients.every((client) => client.parts.length === 20), 'twenty parts each');
+    // One frame at a time, each once every client has the one before: none is left unread
+    // long enough to be replaced by the next (latest wins; that is the stalled-client test).
+    for (let i = 0; i < 20; i++) {
+      fed.push(await feed.next());
+      await waitFor(() => clients.every((client) => client.parts.length === i + 1), `frame ${i} at every client`);
+    }
     for (const client of clients) {
       expect(client.parts.map((part) => Number(part.headers['x-frame-seq']))).toEqual(fed.map((f) => f.seq));
     }
@@ -328,18 +332,28 @@ describe('BrowserServer over HTTP', () => {
   });
 
   test('a client that never reads again is disconnected after stalledClientTimeoutMs', async () => {
-    const server = await startServer({ stalledClientTimeoutMs: 200 });
+    const log: string[] = [];
+    const server = await startServer({ stalledClientTimeoutMs: 200, log: (line) => log.push(line) });
     const stalled = await openStream(server);
     await waitFor(() => server.clientCount === 1, 'the client');
     stalled.res.pause();
     // A live stream goes on: the client stays blocked until the server cuts it.
     const next = await repeatingFeed(server);
     const deadline = Date.now() + 5000;
+    /** Taken whenever the client was seen not blocked, so no later than the moment it last became blocked. */
+    let blockedNoLaterThan = performance.now();
     while (server.clientCount > 0) {
       if (Date.now() > deadline) throw new Error(`not cut after 5 s: ${JSON.stringify(server.clients)}`);
+      if (!server.clients[0]?.blocked) blockedNoLaterThan = performance.now();
       await next();
       await new Promise((resolve) => setTimeout(resolve, 10));
     }
+    expect(performance.now() - blockedNoLaterThan).toBeGreaterThanOrEqual(200);
+    expect(log.filter((line) => /mjpeg \S+ has read nothing for \d+ s: disconnecting it/.test(line))).toHaveLength(1);
+    // Cut by the server, not ended: once it reads again it finds the stream broken off.
+    stalled.res.resume();
+    await stalled.ended;
+    expect(stalled.res.complete).toBe(false);
   });
 
   test('a client that disconnects is removed', async () => {
@@ -375,16 +389,22 @@ describe('BrowserServer over HTTP', () => {
   test('/snapshot.jpg of a raw stream nobody watches encodes the next image', async () => {
     const server = await startServer();
     const feed = new StreamFeed(server, senderCodec, { width: WIDTH, height: HEIGHT, encoding: 'raw-bgr' });
-    await feed.next();
-    const reply = fetchOnce(server, '/snapshot.jpg');
-    // The request waits for the next frame (the server keeps no image).
-    await waitFor(() => (server as unknown as { outlets: Set<unknown> }).outlets.size === 1, 'the snapshot request to wait');
-    const next = await feed.next();
+    const before = await feed.next();
+    // The server keeps no image: the request waits for the next frame, and gets that one.
+    let answered = false;
+    const reply = fetchOnce(server, '/snapshot.jpg').finally(() => (answered = true));
+    const published: number[] = [];
+    while (!answered) {
+      published.push((await feed.next()).seq);
+      await new Promise((resolve) => setTimeout(resolve, 20));
+    }
     const snapshot = await reply;
     expect(snapshot.status).toBe(200);
-    expect(snapshot.headers['x-frame-seq']).toBe(String(next.seq));
+    const seq = Number(snapshot.headers['x-frame-seq']);
+    expect(published).toContain(seq);
+    expect(seq).toBeGreaterThan(before.seq);
     const decoded = await codec.decode(snapshot.body, 'jpeg', { width: WIDTH, height: HEIGHT, channels: 3 });
-    expect(readFrameNumber(decoded)).toBe(next.seq);
+    expect(readFrameNumber(decoded)).toBe(seq);
   });
 
   test('/stats.json and /events deliver the published stats and each page its own figures', async () => {

@@ -98,7 +98,7 @@ describeWithBrowser('the page in headless Chromium', () => {
   const codec = new OpenCVCodec();
   let browser: Browser | undefined;
   let server: BrowserServer;
-  let feeder: { stop(): Promise<void> } | undefined;
+  let feeder: { since: number; stop(): Promise<void> } | undefined;
 
   beforeAll(async () => {
     browser = await chromium.launch({ executablePath: CHROMIUM, args: CHROMIUM_ARGS });
@@ -160,6 +160,8 @@ describeWithBrowser('the page in headless Chromium', () => {
       const p50 = Number(await page.locator('#tab-p50').textContent());
       const p99 = Number(await page.locator('#tab-p99').textContent());
       expect(p99).toBeGreaterThanOrEqual(p50);
+      // No frame can be older than the stream (a wrong clock or unit would make it so).
+      expect(p99).toBeLessThanOrEqual(Date.now() - feeder!.since);
       expect(await page.locator('#tab-rung').textContent()).toBe('0 (full quality)');
       expect(await page.locator('#tab-server-skipped').textContent()).toBe('0');
       expect(await page.locator('#tab-transport').textContent()).toBe('WebSocket');

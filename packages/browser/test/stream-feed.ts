@@ -51,8 +51,12 @@ export class StreamFeed {
     await this.server.write(frame.image, { seq: frame.seq, captureTime: frame.captureTime });
   }
 
-  /** Publishes frames (paced by the camera's fps) until stop() is called; next() goes on from there. */
-  run(): { stop(): Promise<void> } {
+  /**
+   * Publishes frames (paced by the camera's fps) until stop() is called; next() goes on from
+   * there. `since`: the wall clock (ms since the epoch) before the first of them was captured.
+   */
+  run(): { since: number; stop(): Promise<void> } {
+    const since = Date.now();
     let stopped = false;
     const done = (async () => {
       while (!stopped) {
@@ -62,6 +66,7 @@ export class StreamFeed {
       }
     })();
     return {
+      since,
       stop: async () => {
         stopped = true;
         await done;
