@@ -1,7 +1,7 @@
 /**
  * The browser page through a slow link: a 720p30 JPEG test pattern served by BrowserServer to
- * headless Chromium through the testkit's chaos proxy, limited to a fraction (default 55 %) of
- * the stream's bitrate with a 20 ms round trip. Prints, once a second, what the page and the
+ * headless Chromium through the testkit's chaos proxy (its CLI, in a process of its own, like a
+ * network), limited to a fraction (default 55 %) of the stream's bitrate with a 20 ms round trip. Prints, once a second, what the page and the
  * server see, and at the end the page's own capture -> display latency over the last seconds,
  * the frames it showed and the rungs they were on. A script that prints figures, not a test.
  *
@@ -18,7 +18,7 @@ import { request } from 'node:http';
 import { parseArgs } from 'node:util';
 import type { FrameSource } from '@camstream/media';
 import { OpenCVCodec, openSource } from '@camstream/opencv';
-import { ChaosProxy } from '@camstream/testkit';
+import { startProcess, type AppProcess } from '@camstream/testkit';
 import { chromium, type Page } from 'playwright-core';
 import { BrowserServer } from '../src';
 
@@ -88,11 +88,27 @@ function settingsFrom(argv: string[]): Settings {
   return settings;
 }
 
-/** The emulated link in each direction: the rate limit downstream, half the round trip each way. */
-function linkOf(settings: Settings, bytesPerSecond: number) {
+/** The chaos proxy's CLI in a process of its own, forwarding to `port` through the link. */
+async function startLinkProcess(settings: Settings, port: number, bytesPerSecond: number): Promise<{ process: AppProcess; host: string; port: number; downBytes(): number }> {
+  const args = [
+    '--target', `127.0.0.1:${port}`, '--down-rate', `${Math.round(bytesPerSecond)}B`, '--up-rate', 'unlimited',
+    '--delay', String(settings.rttMs / 2), '--stats-json',
+    ...(settings.burstBytes === undefined ? [] : ['--burst', String(settings.burstBytes)]),
+  ];
+  const proxy = startProcess('node', ['packages/testkit/bin/chaos-proxy', ...args], { name: 'chaos-proxy' });
+  const line = await proxy.waitForLine(/^LISTENING AT: /, { stream: 'stdout' });
+  const [host, listenPort] = line.slice('LISTENING AT: '.length).trim().split(/:(?=\d+$)/);
   return {
-    downstream: { bytesPerSecond, oneWayDelayMs: settings.rttMs / 2, ...(settings.burstBytes === undefined ? {} : { burstBytes: settings.burstBytes }) },
-    upstream: { oneWayDelayMs: settings.rttMs / 2 },
+    process: proxy,
+    host: host!,
+    port: Number(listenPort),
+    downBytes: () => {
+      for (let i = proxy.stdoutLines.length - 1; i >= 0; i--) {
+        const text = proxy.stdoutLines[i]!;
+        if (text.startsWith('{')) return (JSON.parse(text) as { downBytes: number }).downBytes;
+      }
+      return 0;
+    },
   };
 }
 
@@ -171,10 +187,7 @@ async function measureBitrate(settings: Settings): Promise<number> {
 
 /** Reads /stream.mjpg through its own slow link and records each part's latency on arrival. */
 async function measureMjpeg(server: BrowserServer, settings: Settings, linkBytesPerSecond: number): Promise<number[]> {
-  await using proxy = await ChaosProxy.start({
-    target: { host: '127.0.0.1', port: server.port },
-    link: linkOf(settings, linkBytesPerSecond),
-  });
+  const proxy = await startLinkProcess(settings, server.port, linkBytesPerSecond);
   const latencies: Array<{ at: number; ms: number }> = [];
   await new Promise<void>((resolve, reject) => {
     const req = request({ host: proxy.host, port: proxy.port, path: '/stream.mjpg' }, (res) => {
@@ -203,6 +216,7 @@ async function measureMjpeg(server: BrowserServer, settings: Settings, linkBytes
     req.on('error', (err) => (latencies.length > 0 ? resolve() : reject(err)));
     req.end();
   });
+  await proxy.process.kill();
   const from = performance.now() - settings.lastSeconds * 1000;
   return latencies.filter((l) => l.at >= from).map((l) => l.ms);
 }
@@ -222,24 +236,21 @@ async function main(): Promise<void> {
   const server = await BrowserServer.listen({ host: '127.0.0.1', port: 0, title: 'slow-link bench', codec: new OpenCVCodec(), adapt: settings.adapt });
   const source = await openSource('test', { width: settings.width, height: settings.height, fps: settings.fps });
   const streaming = startStreaming(source, server, settings);
-  const proxy = await ChaosProxy.start({
-    target: { host: '127.0.0.1', port: server.port },
-    link: linkOf(settings, linkBytesPerSecond),
-  });
+  const proxy = await startLinkProcess(settings, server.port, linkBytesPerSecond);
   const browser = await chromium.launch({ executablePath: CHROMIUM, args: CHROMIUM_ARGS });
   try {
     const page = await browser.newPage({ viewport: { width: 1400, height: 900 } });
     await page.goto(`http://${proxy.host}:${proxy.port}/`);
     const started = performance.now();
     process.stdout.write('   s  shown fps  p50 ms  p99 ms  rung  skipped by server  capacity Mbit/s  window KiB  link use\n');
-    let lastForwarded = proxy.bytesForwarded.downstream;
+    let lastForwarded = proxy.downBytes();
     let lastShown = 0;
     for (let second = 1; second <= settings.seconds; second++) {
       await new Promise((resolve) => setTimeout(resolve, started + second * 1000 - performance.now()));
       const figures = await pageFigures(page);
       const recent = figures.samples.filter((s) => s.at >= figures.now - 1000);
       const tab = server.clients.find((c) => c.kind === 'tab')?.tab;
-      const forwarded = proxy.bytesForwarded.downstream;
+      const forwarded = proxy.downBytes();
       process.stdout.write(
         `${String(second).padStart(4)}  ${String(figures.shown - lastShown).padStart(9)}  ${ms(percentile(recent.map((s) => s.ms), 50))}   ${ms(percentile(recent.map((s) => s.ms), 99))}` +
           `  ${String(recent.at(-1)?.rung ?? '–').padStart(4)}  ${String(figures.serverSkipped).padStart(17)}` +
@@ -268,7 +279,7 @@ async function main(): Promise<void> {
     );
   } finally {
     await browser.close();
-    await proxy.close();
+    await proxy.process.kill();
   }
   if (settings.mjpeg) {
     const latencies = await measureMjpeg(server, settings, linkBytesPerSecond);
