@@ -233,6 +233,30 @@ describe('BrowserServer over HTTP', () => {
     partFor(client.parts[0]!, latest);
   });
 
+  test('a player that joins gets the newest received frame, then only newer ones; after a stream restart, the new stream', async () => {
+    const server = await startServer();
+    const feed = jpegFeed(server);
+    const frames: FedFrame[] = [];
+    for (let i = 0; i < 4; i++) frames.push((await feed.prepare())!);
+    // The receiver has three frames and has decoded none of them yet.
+    for (const f of frames.slice(0, 3)) server.received({ seq: f.seq, captureTime: f.captureTime, width: WIDTH, height: HEIGHT, encoding: 'jpeg' }, f.jpeg!);
+    const client = await openStream(server);
+    await waitFor(() => client.parts.length === 1, 'the newest frame');
+    partFor(client.parts[0]!, frames[2]!);
+    for (const f of frames.slice(0, 3)) await server.write(f.image, { seq: f.seq, captureTime: f.captureTime });
+    await feed.publish(frames[3]!);
+    await waitFor(() => client.parts.length === 2, 'the next frame');
+    partFor(client.parts[1]!, frames[3]!);
+    expect(server.clients[0]!.dropped).toBe(0);
+
+    // The sender restarted: its frame numbers begin again, and they reach the player.
+    const restarted = jpegFeed(server);
+    const first = await restarted.next();
+    expect(first.seq).toBeLessThan(frames[3]!.seq);
+    await waitFor(() => client.parts.length === 3, 'the restarted stream');
+    partFor(client.parts[2]!, first);
+  });
+
   test('a raw stream is encoded only while someone watches, once per frame, and an image that comes while one is encoded is skipped', async () => {
     const server = await startServer();
     const feed = new StreamFeed(server, senderCodec, { width: WIDTH, height: HEIGHT, encoding: 'raw-bgr' });

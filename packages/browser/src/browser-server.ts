@@ -506,6 +506,7 @@ export class BrowserServer implements FrameSink {
     this.log(`browser server: the stream restarted (frame ${seq} after ${this.lastPublishedSeq}): tabs reconnect`);
     this.latestTop = undefined;
     for (const tab of this.tabs) tab.close(CLOSE_STREAM_RESTARTED, 'the stream restarted');
+    for (const stream of this.streams) if (stream instanceof MjpegStream) stream.streamRestarted();
   }
 
   /** The newest frame the server knows of, for the status. */

@@ -24,6 +24,8 @@ export class MjpegStream implements Outlet<ServedFrame>, OutboundStream {
   private readonly writer: LatestWinsWriter<Delivery<ServedFrame>>;
   private sent = 0;
   private dropped = 0;
+  /** The newest frame offered: an older one may still come (see offer). */
+  private newestSeq: number | undefined;
 
   constructor(
     private readonly res: ServerResponse,
@@ -47,13 +49,25 @@ export class MjpegStream implements Outlet<ServedFrame>, OutboundStream {
     return 0;
   }
 
+  /**
+   * A frame older than one already offered is passed over, not counted as dropped: the player
+   * has a newer one (a client that joins gets the newest received frame, ahead of those being
+   * decoded). Frames never go backwards, but after streamRestarted().
+   */
   offer(delivery: Delivery<ServedFrame>): void {
+    if (this.newestSeq !== undefined && delivery.frame.seq <= this.newestSeq) return delivery.settle(false);
+    this.newestSeq = delivery.frame.seq;
     this.writer.offer(delivery);
   }
 
   /** A frame that is not part of a fan-out (the latest one, for a client that just connected). */
   offerFrame(frame: ServedFrame): void {
-    this.writer.offer({ frame, settle: () => undefined });
+    this.offer({ frame, settle: () => undefined });
+  }
+
+  /** The stream's frame numbers began again: the next frame goes whatever its number. */
+  streamRestarted(): void {
+    this.newestSeq = undefined;
   }
 
   info(): ClientInfo {

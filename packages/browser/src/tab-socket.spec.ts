@@ -84,6 +84,29 @@ describe('the WebSocket at /ws', () => {
     });
   });
 
+  test('a tab that joins gets the newest received frame at once, then only newer ones, though older ones are still being decoded', async () => {
+    const log: string[] = [];
+    const server = await startServer({ log: (line) => log.push(line) });
+    const feed = new StreamFeed(server, senderCodec, { width: 64, height: 48 });
+    const frames = [];
+    for (let i = 0; i < 4; i++) frames.push((await feed.prepare())!);
+    // The receiver has three frames and has decoded none of them yet.
+    for (const f of frames.slice(0, 3)) server.received({ seq: f.seq, captureTime: f.captureTime, width: 64, height: 48, encoding: 'jpeg' }, f.jpeg!);
+    const tab = await openTab(server);
+    await tab.waitForFrames(1);
+    expect(tab.last!.header.seq).toBe(frames[2]!.seq);
+    expect(tab.last!.payload.equals(frames[2]!.jpeg!)).toBe(true);
+    // Their decoded images come, then a newer frame: only that one follows.
+    for (const f of frames.slice(0, 3)) await server.write(f.image, { seq: f.seq, captureTime: f.captureTime });
+    await feed.publish(frames[3]!);
+    await tab.waitForFrames(2);
+    await tab.settled();
+    expect(tab.seqs).toEqual([frames[2]!.seq, frames[3]!.seq]);
+    // Passed over, not skipped: the tab had a newer frame.
+    expect(tab.last!.header.dropped).toBe(0);
+    expect(log.filter((line) => /failed|error/i.test(line))).toEqual([]);
+  });
+
   test('a raw stream: rung 0 is a JPEG encoded once per frame, only while someone watches', async () => {
     const server = await startServer();
     const feed = new StreamFeed(server, senderCodec, { width: WIDTH, height: HEIGHT, encoding: 'raw-bgr' });

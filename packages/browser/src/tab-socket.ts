@@ -38,6 +38,8 @@ export class TabSocket implements Outlet<ServedFrame>, OutboundStream {
   private dropped = 0;
   private acks = 0;
   private lastRung = 0;
+  /** The newest frame offered: an older one may still come (see offer). */
+  private newestSeq: number | undefined;
 
   constructor(
     private readonly socket: WebSocket,
@@ -71,7 +73,13 @@ export class TabSocket implements Outlet<ServedFrame>, OutboundStream {
     return this.chooser.update(now, this.window.capacityBytesPerSecond, rungBitrate);
   }
 
+  /**
+   * A frame older than one already offered is passed over, not counted as dropped: the tab has
+   * a newer one (a tab that joins gets the newest received frame, ahead of those being decoded).
+   */
   offer(delivery: Delivery<ServedFrame>): void {
+    if (this.newestSeq !== undefined && delivery.frame.seq <= this.newestSeq) return delivery.settle(false);
+    this.newestSeq = delivery.frame.seq;
     this.writer.offer(delivery);
   }
 
