@@ -74,6 +74,7 @@ async function main(): Promise<void> {
   const opencv = new OpenCVCodec();
   const codec: FrameCodec = {
     encode: (image, encoding, options) => opencv.encode(image, encoding, options),
+    resize: (image, width, height, into) => opencv.resize(image, width, height, into),
     decode: async (payload, encoding, shape, into) => {
       const started = performance.now();
       const image = await opencv.decode(payload, encoding, shape, into);

@@ -54,7 +54,7 @@ const hasXvfb = (() => {
   let receiver: AppProcess | undefined = startApp('receiver', ['--port', port, '--display', 'on'], { env });
   try {
     await receiver.waitForLine(/connected to/, { stream: 'stderr' });
-    await receiver.waitForLine(/received \d+\.\d fps \(shown [1-9]/, { stream: 'stdout' });
+    await receiver.waitForLine(/, shown [1-9]\d*\.\d fps,/, { stream: 'stdout' });
 
     const first = await xvfb.screenshot();
     const bars = findColourBars(first, 640);

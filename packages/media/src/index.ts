@@ -53,10 +53,12 @@ export interface FrameCodec {
   encode(image: RawImage, encoding: Encoding, options?: { quality?: number }): Promise<Buffer>;
   /**
    * `into`, if given, is a buffer of exactly width * height * channels bytes to decode into
-   * instead of a new one (the caller reuses memory); encodings that need no pixel buffer
-   * (raw-bgr wraps the payload) ignore it, so check whether `data` is `into`.
+   * instead of a new one (the caller reuses memory), or a function that returns one: it is called
+   * only once the payload's own header has been checked, so a payload refused from its header
+   * costs the caller no buffer. Encodings that need no pixel buffer (raw-bgr wraps the payload)
+   * ignore it, so check whether `data` is `into`.
    */
-  decode(payload: Buffer, encoding: Encoding, shape: { width: number; height: number; channels: number }, into?: Buffer): Promise<RawImage>;
+  decode(payload: Buffer, encoding: Encoding, shape: { width: number; height: number; channels: number }, into?: Buffer | (() => Buffer)): Promise<RawImage>;
   /**
    * Scales an image to width x height (a lower quality rung, or a lower rung back up to the
    * stream's size); `into`, if given, is a buffer of exactly the result's size to write into.

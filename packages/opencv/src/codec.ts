@@ -1,7 +1,7 @@
 import type { Encoding, FrameCodec, RawImage } from '@camstream/media';
 import { DecodeError, describeThrown, EncodeError, ShapeMismatchError } from './errors';
 import { checkRawImage, imageFromMat, keepAlive, resizeMat, wrapImage } from './images';
-import { decodeJpegTo, readJpegFrameHeader } from './jpeg';
+import { decodeJpegTo, findJpegDamage, readJpegFrameHeader } from './jpeg';
 import { loadOpenCV } from './load-opencv';
 
 export const DEFAULT_JPEG_QUALITY = 80;
@@ -15,7 +15,9 @@ type Shape = { width: number; height: number; channels: number };
  * decodes can run in parallel. Copies are kept to the minimum:
  * - encode reads the image's own bytes through a Mat header (no copy in, one Buffer out);
  * - raw-bgr encode returns `image.data` itself and raw-bgr decode wraps the payload;
- * - JPEG decodes straight into the returned Buffer, PNG decode copies the pixels into it once.
+ * - JPEG decodes straight into the returned Buffer, PNG decode copies the pixels into it once;
+ * - `into` as a function is called only after the payload's own header was checked (JPEG) or
+ *   the image decoded (PNG), so a payload refused early takes no buffer from the caller.
  * The caller must not change `image.data` while an encode of it is pending.
  */
 export class OpenCVCodec implements FrameCodec {
@@ -58,7 +60,7 @@ export class OpenCVCodec implements FrameCodec {
     }
   }
 
-  async decode(payload: Buffer, encoding: Encoding, shape: Shape, into?: Buffer): Promise<RawImage> {
+  async decode(payload: Buffer, encoding: Encoding, shape: Shape, into?: Buffer | (() => Buffer)): Promise<RawImage> {
     const expected = `${shape.width}x${shape.height}x${shape.channels}`;
     if (encoding === 'raw-bgr') {
       const bytes = shape.width * shape.height * shape.channels;
@@ -83,7 +85,7 @@ export class OpenCVCodec implements FrameCodec {
       if (decoded !== expected) {
         throw new ShapeMismatchError(`decoded ${encoding} image is ${decoded}, but the frame announced ${expected}`);
       }
-      return imageFromMat(mat, into);
+      return imageFromMat(mat, typeof into === 'function' ? into() : into);
     } finally {
       // Free the decoded pixels now, on this thread, instead of whenever the GC finalises the
       // Mat: the next decode then reuses the same memory (no fresh pages, ~9 us per page fault
@@ -94,17 +96,36 @@ export class OpenCVCodec implements FrameCodec {
   }
 }
 
-/** The frame header is read first, so an image of another size is refused before any pixel is decoded. */
-async function decodeJpeg(payload: Buffer, shape: Shape, into: Buffer | undefined): Promise<RawImage> {
+/**
+ * The frame header is read first, so an image of another size is refused before any pixel is
+ * decoded (and before `into` is asked for), and so is one that cannot hold the image it claims
+ * (findJpegDamage): libjpeg-turbo would fill the missing rows with gray and then fail.
+ */
+async function decodeJpeg(payload: Buffer, shape: Shape, into: Buffer | (() => Buffer) | undefined): Promise<RawImage> {
   const { width, height, channels } = shape;
+  const notDecodable = `jpeg payload of ${payload.length} bytes is not a decodable image`;
   const header = readJpegFrameHeader(payload);
-  if (!header) throw new DecodeError(`jpeg payload of ${payload.length} bytes is not a decodable image: no JPEG frame header`);
+  if (!header) throw new DecodeError(`${notDecodable}: no JPEG frame header`);
   if (header.width !== width || header.height !== height || (channels !== 1 && channels !== 3)) {
     throw new ShapeMismatchError(`decoded jpeg image is ${header.width}x${header.height}x${header.components === 1 ? 1 : 3}, but the frame announced ${width}x${height}x${channels}`);
   }
+  const damage = findJpegDamage(payload);
+  if (damage) throw new DecodeError(`${notDecodable}: ${damage}`);
   try {
-    return await decodeJpegTo(payload, width, height, channels, into);
+    return await decodeJpegTo(payload, width, height, channels, typeof into === 'function' ? into() : into);
   } catch (thrown) {
-    throw new DecodeError(`jpeg payload of ${payload.length} bytes is not a decodable image: ${describeThrown(thrown)}`, { cause: thrown });
+    throw new DecodeError(`${notDecodable}: ${describeJpegFailure(thrown)}`, { cause: thrown });
   }
+}
+
+/**
+ * @julusian/jpeg-turbo reads the library's global error text after a failed decode, but
+ * libjpeg-turbo keeps the reason with the decoder instance, so the text is "No error": the decode
+ * stopped on corrupt data (a warning, such as data that ends before the image does) or an error.
+ */
+function describeJpegFailure(thrown: unknown): string {
+  // The binding's errors may come from another realm (jest's sandbox): read `message`, not instanceof.
+  const message = (thrown as { message?: unknown } | undefined)?.message;
+  const text = typeof message === 'string' ? message : describeThrown(thrown);
+  return text === 'No error' || text === '' ? 'its image data is corrupt or ends early (libjpeg-turbo gave no reason)' : text;
 }

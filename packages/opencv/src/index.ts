@@ -11,7 +11,7 @@ export type { SourceOptions } from './capture-source';
 export { OpenCVCodec, DEFAULT_JPEG_QUALITY } from './codec';
 export { hasDisplay, probeDisplay, openWindow, OpenCVWindow } from './display';
 export type { DisplayStatus, WindowOptions, WindowCloseReason } from './display';
-export { openRecorder, VideoRecorder } from './recorder';
+export { openRecorder, startRecorder, RecorderProcess, VideoRecorder } from './recorder';
 export type { RecorderOptions } from './recorder';
 export {
   OpenCVAdapterError,

@@ -15,6 +15,44 @@ export interface JpegFrameHeader {
  * tolerate, so it never finds a size that libjpeg would not use.
  */
 export function readJpegFrameHeader(data: Buffer): JpegFrameHeader | undefined {
+  const found = findFrameHeader(data);
+  return found && { width: found.width, height: found.height, components: found.components };
+}
+
+/**
+ * Why a JPEG whose frame header was read cannot be the image that header claims, found without
+ * decoding it; undefined when nothing is known to be wrong (the decode may still fail):
+ * - no end-of-image marker (FF D9) after the frame header: it was cut short (compressed data
+ *   never holds those two bytes: a 0xFF there is followed by 0x00 or a restart marker);
+ * - fewer bytes than the image needs: a Huffman-coded scan spends at least one bit on the DC
+ *   coefficient of every 8x8 block of every component, so a 7680x4320 colour JPEG has at least
+ *   97,200 bytes. (Arithmetic coding has no such floor and is not checked.)
+ * libjpeg-turbo would otherwise fill the missing pixels with gray and then fail, having written a
+ * whole frame's worth of memory for a payload of a few hundred bytes.
+ */
+export function findJpegDamage(data: Buffer): string | undefined {
+  const frame = findFrameHeader(data);
+  if (!frame) return 'no JPEG frame header';
+  const least = leastHuffmanBytes(frame);
+  if (least !== undefined && data.length < least) {
+    return `it is too small for a ${frame.width}x${frame.height} image: a Huffman-coded JPEG of that size has at least ${least} bytes (one bit per 8x8 block)`;
+  }
+  // Searched from the end, where a whole JPEG has it.
+  if (data.lastIndexOf(END_OF_IMAGE) < frame.offset) return 'it is truncated (no end-of-image marker after its frame header)';
+  return undefined;
+}
+
+const END_OF_IMAGE = Buffer.from([0xff, 0xd9]);
+
+interface FrameHeaderAt extends JpegFrameHeader {
+  /** Where its marker starts. */
+  offset: number;
+  marker: number;
+  /** Each component's sampling factors, when the segment holds them all. */
+  sampling: Array<{ h: number; v: number }> | undefined;
+}
+
+function findFrameHeader(data: Buffer): FrameHeaderAt | undefined {
   if (data.length < 4 || data[0] !== 0xff || data[1] !== 0xd8) return undefined;
   let at = 2;
   while (at + 1 < data.length) {
@@ -34,11 +72,33 @@ export function readJpegFrameHeader(data: Buffer): JpegFrameHeader | undefined {
     if (length < 2) return undefined;
     if (isStartOfFrame(marker)) {
       if (length < 8 || at + 10 > data.length) return undefined;
-      return { height: data.readUInt16BE(at + 5), width: data.readUInt16BE(at + 7), components: data[at + 9]! };
+      const components = data[at + 9]!;
+      let sampling: FrameHeaderAt['sampling'];
+      if (length >= 8 + 3 * components && at + 10 + 3 * components <= data.length) {
+        sampling = [];
+        for (let c = 0; c < components; c++) {
+          const factors = data[at + 11 + 3 * c]!;
+          sampling.push({ h: factors >> 4, v: factors & 0x0f });
+        }
+      }
+      return { height: data.readUInt16BE(at + 5), width: data.readUInt16BE(at + 7), components, offset: at, marker, sampling };
     }
     at += 2 + length;
   }
   return undefined;
+}
+
+/** The fewest bytes a Huffman-coded JPEG with this frame header can have; undefined when there is no such floor or the header is invalid. */
+function leastHuffmanBytes({ marker, width, height, sampling }: FrameHeaderAt): number | undefined {
+  // SOF9-SOF11 and SOF13-SOF15 are arithmetic-coded.
+  if (marker >= 0xc9 || !sampling || sampling.length === 0) return undefined;
+  if (sampling.some(({ h, v }) => h < 1 || h > 4 || v < 1 || v > 4)) return undefined;
+  const hMax = Math.max(...sampling.map((s) => s.h));
+  const vMax = Math.max(...sampling.map((s) => s.v));
+  // Blocks per component as libjpeg counts them: its downsampled size, rounded up to whole blocks.
+  let blocks = 0;
+  for (const { h, v } of sampling) blocks += Math.ceil(Math.ceil((width * h) / hMax) / 8) * Math.ceil(Math.ceil((height * v) / vMax) / 8);
+  return Math.ceil(blocks / 8);
 }
 
 /** SOF0-SOF15, less DHT (C4), JPG (C8) and DAC (CC), which share the range. */

@@ -9,16 +9,26 @@
  * So the writer lives in a process of its own. Bonus: if the parent dies, the child sees its
  * stdin close and still finishes the file.
  *
- * Plain JavaScript run with `node -e`, so it needs no TypeScript loader. argv[1] is JSON
- * [addonPath, buildLogPath, path, fourcc, fps, width, height] with absolute paths.
+ * Loading OpenCV takes the child 1-2 s here, so it can be started before the stream's size is
+ * known (RecorderProcess) and told what to open later: the open settings come first on stdin.
  *
- * stdin:  frames, each a 12-byte header (width, height, byte length: u32 LE) then BGR bytes.
- *         End of input = close the file.
+ * Plain JavaScript run with `node -e`, so it needs no TypeScript loader. argv[1] is JSON
+ * [addonPath, buildLogPath] with absolute paths.
+ *
+ * stdin:  one line of JSON [path, fourcc, fps, width, height] (absolute path), then frames, each
+ *         a 12-byte header (width, height, byte length: u32 LE) then BGR bytes.
+ *         End of input = close the file (or, before the settings line, exit without one).
  * stdout: one line per event, in order: "opened", then "written" per frame, then "closed";
  *         or "error <stage> <JSON message>" (stage: load, open, write).
  */
 
-export type RecorderChildArgs = [addonPath: string, buildLogPath: string | null, path: string, fourcc: string, fps: number, width: number, height: number];
+export type RecorderChildArgs = [addonPath: string, buildLogPath: string | null];
+export type RecorderOpenSettings = [path: string, fourcc: string, fps: number, width: number, height: number];
+
+/** The first thing the child reads: what to open. */
+export function openLine(settings: RecorderOpenSettings): Buffer {
+  return Buffer.from(`${JSON.stringify(settings)}\n`);
+}
 
 export const FRAME_HEADER_BYTES = 12;
 
@@ -32,7 +42,7 @@ export function frameHeader(width: number, height: number, byteLength: number): 
 
 export const RECORDER_CHILD_SOURCE = `
 'use strict';
-const [addonPath, buildLogPath, path, fourcc, fps, width, height] = JSON.parse(process.argv[1]);
+const [addonPath, buildLogPath] = JSON.parse(process.argv[1]);
 const reply = (line) => process.stdout.write(line + '\\n');
 const fail = (stage, thrown) => reply('error ' + stage + ' ' + JSON.stringify(thrown instanceof Error ? thrown.message : String(thrown)));
 let cv;
@@ -46,13 +56,22 @@ try {
   process.exit(3);
 }
 let writer;
-try {
-  writer = new cv.VideoWriter(path, cv.VideoWriter.fourcc(fourcc), fps, new cv.Size(width, height));
-} catch (thrown) {
-  fail('open', thrown);
-  process.exit(4);
+let width = 0;
+let height = 0;
+function open(line) {
+  try {
+    const [path, fourcc, fps, w, h] = JSON.parse(line);
+    width = w;
+    height = h;
+    writer = new cv.VideoWriter(path, cv.VideoWriter.fourcc(fourcc), fps, new cv.Size(width, height));
+  } catch (thrown) {
+    fail('open', thrown);
+    process.exit(4);
+  }
+  reply('opened');
 }
-reply('opened');
+
+const settingsLine = [];
 
 const header = Buffer.alloc(${FRAME_HEADER_BYTES});
 let headerFilled = 0;
@@ -62,6 +81,13 @@ let frameWidth = 0;
 let frameHeight = 0;
 process.stdin.on('data', (chunk) => {
   let offset = 0;
+  if (!writer) {
+    const newline = chunk.indexOf(10);
+    if (newline < 0) return void settingsLine.push(chunk);
+    settingsLine.push(chunk.subarray(0, newline));
+    open(Buffer.concat(settingsLine).toString('utf8'));
+    offset = newline + 1;
+  }
   while (offset < chunk.length) {
     if (!frame) {
       const take = Math.min(header.length - headerFilled, chunk.length - offset);
@@ -99,6 +125,7 @@ function writeFrame(data, frameWidth, frameHeight) {
   }
 }
 process.stdin.on('end', () => {
+  if (!writer) process.exit(0); // started ahead of time and never used: no file
   writer.release();
   reply('closed');
   process.exit(0);

@@ -2,7 +2,7 @@ import { readFileSync } from 'node:fs';
 import { extname } from 'node:path';
 import { BrowserServer } from '@camstream/browser';
 import type { FrameSink } from '@camstream/media';
-import { hasDisplay, OpenCVCodec, openRecorder, openWindow, type VideoRecorder } from '@camstream/opencv';
+import { hasDisplay, OpenCVCodec, openWindow, RecorderProcess, startRecorder, type VideoRecorder } from '@camstream/opencv';
 import type { FrameHeader, StreamDescription } from '@camstream/protocol';
 import { parseReceiverArgs, RECEIVER_USAGE, UsageError, type ReceiverCliOptions } from './options';
 import { receive } from './receiver';
@@ -35,6 +35,8 @@ export async function run(argv: string[]): Promise<void> {
 
 async function watch(options: ReceiverCliOptions): Promise<number> {
   const showWindow = decideDisplay(options.display);
+  // Loading OpenCV in the recording process takes a second or two: start it now, while we connect.
+  const recorderProcess = options.record ? RecorderProcess.start() : undefined;
   const stats = new ReceiverStats();
   const stop = new AbortController();
   const codec = new OpenCVCodec();
@@ -70,10 +72,15 @@ async function watch(options: ReceiverCliOptions): Promise<number> {
     if (options.record) {
       // A sender that comes back with another frame size starts a new file rather than overwriting.
       const file = numbered(options.record, recorders.length);
-      const recorder = await openRecorder(file, { fps: stream.fps || 30, width: stream.width, height: stream.height });
+      // It takes frames at once, while it opens the file: the first frames shown are recorded too.
+      const recorder = startRecorder(file, { fps: stream.fps || 30, width: stream.width, height: stream.height }, recorderProcess);
       recorders.push(recorder);
       sinks.push(recorder);
-      log(`recording to ${file}`);
+      // A file that cannot be opened ends the run with that error (receive() returns it).
+      recorder.opened.then(
+        () => log(`recording to ${file}`),
+        (err: Error) => stop.abort(err),
+      );
     }
     return sinks;
   };
@@ -88,6 +95,7 @@ async function watch(options: ReceiverCliOptions): Promise<number> {
       ...(browser ? { lastingSinks: [browser.sink], onFrame: browser.onFrame } : {}),
       ...(options.frames === undefined ? {} : { maxFrames: options.frames }),
       reconnect: options.reconnect,
+      maxStreamSize: options.maxSize,
       security: securityOf(options),
       stats,
       log,
@@ -101,6 +109,7 @@ async function watch(options: ReceiverCliOptions): Promise<number> {
     }
     return 0;
   } finally {
+    recorderProcess?.discard();
     await browser?.viewer.close();
     clearInterval(ticker);
     if (deadline) clearTimeout(deadline);

@@ -18,6 +18,8 @@ Options:
   --frames N           exit after N frames (for scripts)
   --duration S         exit after S seconds (for scripts)
   --no-reconnect       exit when the sender is not there or goes away (default: retry with backoff)
+  --max-size WxH       refuse streams wider or taller than this (default 7680x4320): decoding
+                       holds width * height * 3 bytes per frame in flight
   --secret TEXT        shared secret the sender requires (default: CAMSTREAM_SECRET from the
                        environment, which keeps it out of process listings); with a secret,
                        the sender must prove it knows it too
@@ -61,6 +63,14 @@ const receiverOptionsSchema = z.object({
     .refine((n) => n > 0, 'must be more than 0')
     .optional(),
   'no-reconnect': z.boolean(),
+  'max-size': z
+    .string()
+    .regex(/^\d+x\d+$/, 'expected WIDTHxHEIGHT, e.g. 3840x2160')
+    .transform((size) => {
+      const [width, height] = size.split('x').map(Number) as [number, number];
+      return { width, height };
+    })
+    .refine(({ width, height }) => width >= 1 && height >= 1 && width <= 16384 && height <= 16384, 'width and height must be 1 to 16384 (the protocol\'s limit)'),
   secret: z.string().min(8, 'use at least 8 characters').max(1024).optional(),
   tls: z.boolean(),
   'tls-ca': z.string().min(1).optional(),
@@ -84,6 +94,8 @@ export interface ReceiverCliOptions {
   frames: number | undefined;
   durationS: number | undefined;
   reconnect: boolean;
+  /** The largest stream to accept. */
+  maxSize: { width: number; height: number };
   secret: string | undefined;
   tls: { caFile?: string; fingerprint256?: string } | undefined;
   name: string;
@@ -108,6 +120,7 @@ export function parseReceiverArgs(argv: string[], env: NodeJS.ProcessEnv = proce
         frames: { type: 'string' },
         duration: { type: 'string' },
         'no-reconnect': { type: 'boolean', default: false },
+        'max-size': { type: 'string', default: '7680x4320' },
         secret: { type: 'string' },
         tls: { type: 'boolean', default: false },
         'tls-ca': { type: 'string' },
@@ -153,6 +166,7 @@ export function parseReceiverArgs(argv: string[], env: NodeJS.ProcessEnv = proce
     frames: o.frames,
     durationS: o.duration,
     reconnect: !o['no-reconnect'],
+    maxSize: o['max-size'],
     secret: o.secret,
     tls: useTls
       ? { ...(o['tls-ca'] ? { caFile: o['tls-ca'] } : {}), ...(o['tls-fingerprint'] ? { fingerprint256: o['tls-fingerprint'] } : {}) }

@@ -3,7 +3,7 @@ import { BufferPool, type FrameCodec, type FrameSink, type RawImage } from '@cam
 import type { FrameHeader, StreamDescription } from '@camstream/protocol';
 import { ReceiverStats } from './stats';
 import { DecodePipeline } from './decode-pipeline';
-import { AuthError, runSession, type SessionEnd, type SessionOptions } from './session';
+import { AuthError, NotASenderError, runSession, StreamTooLargeError, type SessionEnd, type SessionOptions } from './session';
 
 /** Refusals that retrying cannot fix. */
 const FINAL_REFUSALS = new Set(['ERR_AUTH', 'ERR_VERSION']);
@@ -28,10 +28,13 @@ export interface ReceiverOptions {
   security?: Pick<SessionOptions, 'secret' | 'tls'>;
   /** How long to wait for the sender's hello, and for any byte once streaming (defaults: 5 s, 10 s). */
   timeouts?: Pick<SessionOptions, 'handshakeTimeoutMs' | 'idleTimeoutMs'>;
+  /** The largest stream to accept (default 7680x4320): a sender announcing more is refused in the handshake. */
+  maxStreamSize?: SessionOptions['maxStreamSize'];
   /** Backoff between attempts, doubling from min to max. */
   backoffMs?: { min: number; max: number };
   stats: ReceiverStats;
   log: (line: string) => void;
+  /** Stops the run; aborted with an Error (e.g. a recorder that broke), the run fails with that error. */
   signal: AbortSignal;
 }
 
@@ -68,8 +71,18 @@ export async function receive(options: ReceiverOptions): Promise<ReceiverResult>
   let sinkError: Error | undefined;
   let received = 0;
   let delay = backoff.min;
+  /** A sender here answered in plain camstream before: a later close before its hello is no TLS mismatch. */
+  let spokePlainCamstream = false;
   const done = new AbortController();
   const stopBoth = AbortSignal.any([signal, done.signal]);
+  /** The error the caller stopped the run with, if any: it reports it, so it is not logged here. */
+  const stoppedWith = (): Error | undefined =>
+    signal.aborted && signal.reason instanceof Error && signal.reason.name !== 'AbortError' ? signal.reason : undefined;
+  const stoppedOutcome = (): ReceiverResult => {
+    const error = stoppedWith();
+    if (error) return { outcome: 'failed', error };
+    return { outcome: done.signal.aborted ? 'frames-reached' : 'stopped' };
+  };
 
   const concurrency = options.decodeConcurrency ?? Math.min(4, availableParallelism());
   // Enough for every decode in flight, the frame being shown and the one waiting to be shown.
@@ -79,16 +92,13 @@ export async function receive(options: ReceiverOptions): Promise<ReceiverResult>
   const decodeAndShow = new DecodePipeline<ReceivedFrame, DecodedFrame>(
     {
       decode: async ({ header, payload }) => {
-        const into = pixels.take(header.width * header.height * header.channels);
-        let image: RawImage;
-        try {
-          image = await options.codec.decode(payload, header.encoding, header, into);
-        } catch (err) {
-          pixels.give(into);
-          throw err;
-        }
-        if (image.data !== into) pixels.give(into); // raw frames wrap their payload
-        return { image, pooled: image.data === into };
+        // A buffer is taken only once the codec has checked the payload's own header, and one
+        // that a failed decode wrote into is not given back: the pool keeps memory for frames
+        // that decode, never for a stream whose frames all fail (e.g. small JPEGs claiming 8K).
+        let into: Buffer | undefined;
+        const image = await options.codec.decode(payload, header.encoding, header, () => (into = pixels.take(header.width * header.height * header.channels)));
+        if (into && image.data !== into) pixels.give(into); // raw frames wrap their payload
+        return { image, pooled: into !== undefined && image.data === into };
       },
       accepted: ({ header }) => stats.frameDecoded(wallClockMs() - header.captureTime),
       skipped: () => stats.skipped++,
@@ -100,6 +110,7 @@ export async function receive(options: ReceiverOptions): Promise<ReceiverResult>
         const writes = await Promise.allSettled([...sinks, ...lastingSinks].map((sink) => sink.write(image, meta)));
         const failed = writes.find((w): w is PromiseRejectedResult => w.status === 'rejected');
         if (failed) throw failed.reason;
+        stats.frameShown();
       },
       release: ({ image, pooled }) => {
         if (pooled && !sinksKeepImages()) pixels.give(image.data);
@@ -108,7 +119,7 @@ export async function receive(options: ReceiverOptions): Promise<ReceiverResult>
         if (stage === 'decode') {
           stats.corrupt++;
           log(`could not decode a frame: ${(err as Error).message}`);
-        } else {
+        } else if (err !== stoppedWith()) {
           log(`could not show or record a frame: ${(err as Error).message}`);
         }
       },
@@ -120,11 +131,21 @@ export async function receive(options: ReceiverOptions): Promise<ReceiverResult>
     for (;;) {
       sequence.reset();
       const end: SessionEnd = await runSession(
-        { host: options.host, port: options.port, name: options.name, signal: stopBoth, ...options.security, ...options.timeouts },
+        {
+          host: options.host,
+          port: options.port,
+          name: options.name,
+          signal: stopBoth,
+          ...options.security,
+          ...options.timeouts,
+          ...(options.maxStreamSize ? { maxStreamSize: options.maxStreamSize } : {}),
+          spokePlainCamstream,
+        },
         {
           onStream: (stream) => {
             log(`connected to ${options.host}:${options.port}: ${stream.source ?? 'stream'} ${stream.width}x${stream.height} ${stream.encoding} @ ${stream.fps} fps`);
             delay = backoff.min;
+            if (!options.security?.tls) spokePlainCamstream = true;
             const key = `${stream.width}x${stream.height}`;
             if (openedFor !== key) {
               // Sinks follow the stream's size; a restarted sender with a new size gets new ones.
@@ -155,21 +176,22 @@ export async function receive(options: ReceiverOptions): Promise<ReceiverResult>
       if (end.kind === 'stopped') {
         await decodeAndShow.idle();
         if (sinkError) return { outcome: 'failed', error: sinkError };
-        return { outcome: done.signal.aborted ? 'frames-reached' : 'stopped' };
+        return stoppedOutcome();
       }
+      if (end.kind === 'failed' && isCorruptBytes(end.error)) stats.corrupt++;
+      const error = end.kind === 'failed' ? end.error : end.kind === 'refused' ? new RefusedError(end.code, `the sender refused the connection: ${end.reason} (${end.code})`) : undefined;
+      const final =
+        (end.kind === 'failed' && (end.error instanceof AuthError || end.error instanceof StreamTooLargeError)) || (end.kind === 'refused' && FINAL_REFUSALS.has(end.code));
       if (end.kind === 'bye') log(`the sender said bye: ${end.reason}`);
-      else if (end.kind === 'refused') log(`the sender refused the connection: ${end.reason} (${end.code})`);
-      else log(end.error.message);
-      if (end.kind === 'failed' && isStreamError(end.error)) stats.corrupt++;
-
-      const final = (end.kind === 'failed' && end.error instanceof AuthError) || (end.kind === 'refused' && FINAL_REFUSALS.has(end.code));
       if (!options.reconnect || final) {
         if (end.kind === 'bye') return { outcome: 'sender-finished' };
-        return { outcome: 'failed', error: end.kind === 'failed' ? end.error : new Error(end.reason) };
+        // The caller reports it: logging it here too would say it twice.
+        return { outcome: 'failed', error: error! };
       }
+      if (error) log(error.message);
       const wait = jitter(delay);
       log(`reconnecting in ${(wait / 1000).toFixed(1)} s`);
-      if (!(await sleep(wait, stopBoth))) return { outcome: done.signal.aborted ? 'frames-reached' : 'stopped' };
+      if (!(await sleep(wait, stopBoth))) return stoppedOutcome();
       delay = Math.min(backoff.max, delay * 2);
     }
   } finally {
@@ -179,9 +201,23 @@ export async function receive(options: ReceiverOptions): Promise<ReceiverResult>
   }
 }
 
-/** Errors with a protocol-level code mean the bytes were wrong, not that the network failed. */
-function isStreamError(error: Error): boolean {
-  return !(error instanceof AuthError) && /^ERR_/.test((error as { code?: unknown }).code as string);
+/** The sender's refusal (its `error` message), with its code. */
+class RefusedError extends Error {
+  constructor(
+    readonly code: string,
+    message: string,
+  ) {
+    super(message);
+  }
+}
+
+/**
+ * Errors with a protocol-level code mean the bytes were wrong, not that the network failed;
+ * except a failed authentication, a stream larger than allowed, and a peer that is no sender at all.
+ */
+function isCorruptBytes(error: Error): boolean {
+  if (error instanceof AuthError || error instanceof StreamTooLargeError || error instanceof NotASenderError) return false;
+  return /^ERR_/.test((error as { code?: unknown }).code as string);
 }
 
 /** +-20 %, so that receivers of a restarted sender do not all come back in the same instant. */

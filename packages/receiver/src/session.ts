@@ -28,8 +28,26 @@ export interface SessionOptions {
   secret?: string;
   /** Connect over TLS, trusting this CA (PEM) or exactly the certificate with this SHA-256 fingerprint. */
   tls?: { ca?: Buffer; fingerprint256?: string };
+  /** The largest stream to accept (default DEFAULT_MAX_STREAM_SIZE): a larger one is refused in the handshake. */
+  maxStreamSize?: StreamSize;
+  /**
+   * This sender already spoke camstream without TLS on an earlier connection: a close before its
+   * hello then means it is going away (e.g. it said bye and is shutting down), not that it uses TLS.
+   */
+  spokePlainCamstream?: boolean;
   signal?: AbortSignal;
 }
+
+export interface StreamSize {
+  width: number;
+  height: number;
+}
+
+/**
+ * 8K UHD. Decoding takes width * height * 3 bytes per frame in flight (100 MB at this size), so
+ * a sender may not make a receiver allocate more than this unless the user allows it (--max-size).
+ */
+export const DEFAULT_MAX_STREAM_SIZE: StreamSize = { width: 7680, height: 4320 };
 
 export interface SessionHandlers {
   onStream(stream: StreamDescription): void;
@@ -51,6 +69,29 @@ export class StreamMismatchError extends Error {
 export class AuthError extends Error {
   readonly code = 'ERR_AUTH';
 }
+
+/** The sender announced a stream larger than this receiver accepts: retrying will not help until one of them changes. */
+export class StreamTooLargeError extends Error {
+  readonly code = 'ERR_STREAM_TOO_LARGE';
+}
+
+/**
+ * The peer's first bytes are not camstream framing at all (an HTTP or SSH server, say). Keeps the
+ * decoder's code, which the `error` sent back carries; it is not counted as corrupt frames.
+ */
+export class NotASenderError extends Error {
+  readonly code: string;
+
+  constructor(message: string, cause: Error & { code?: unknown }) {
+    super(message, { cause });
+    this.code = typeof cause.code === 'string' ? cause.code : 'ERR_UNEXPECTED';
+  }
+}
+
+/** Decoder errors that mean the bytes do not even frame messages the camstream way. */
+const FRAMING_ERRORS = new Set(['ERR_TOO_LARGE', 'ERR_LENGTH_MISMATCH', 'ERR_BAD_HEADER']);
+/** How much of a stranger's first bytes to quote. */
+const QUOTED_BYTES = 64;
 
 /**
  * Before its hello a sender may only send a challenge and the hello: small, payload-free
@@ -83,6 +124,9 @@ export function runSession(options: SessionOptions, handlers: SessionHandlers): 
     let stream: StreamDescription | undefined;
     let settled: SessionEnd | undefined;
     const decoder = new MessageDecoder();
+    /** The start of what the peer sent, kept until its first message is decoded, to quote a stranger's bytes. */
+    let firstBytes: Buffer | undefined = Buffer.alloc(0);
+    let bytesBeforeFirstMessage = 0;
 
     /** `farewell`: the last message to send before closing (bye when stopping, error when failing). */
     const finish = (end: SessionEnd, farewell?: Buffer) => {
@@ -133,11 +177,13 @@ export function runSession(options: SessionOptions, handlers: SessionHandlers): 
     });
     socket.on('error', (error) => finish({ kind: 'failed', connected, error: describeSocketError(error, options) }));
     socket.on('close', () => {
-      const where = decoder.midMessage ? ' in the middle of a message' : !stream && !options.tls ? ' before its hello (if it uses TLS, connect with --tls)' : '';
+      const tlsHint = options.tls || options.spokePlainCamstream ? '' : ' (if it uses TLS, connect with --tls)';
+      const where = decoder.midMessage ? ' in the middle of a message' : !stream ? ` before its hello${tlsHint}` : '';
       finish({ kind: 'failed', connected, error: new Error(`the sender closed the connection${where}`) });
     });
     const onMessage = ({ header, payload }: Message): void => {
       if (settled) return; // decode nothing more once the session is over
+      firstBytes = undefined;
       if (header.type === 'error') return finish({ kind: 'refused', code: header.code, reason: header.reason });
       if (!stream) {
         if (header.type === 'challenge') {
@@ -155,6 +201,8 @@ export function runSession(options: SessionOptions, handlers: SessionHandlers): 
             throw new AuthError("the sender's proof of the shared secret is wrong: not the expected sender");
           }
         }
+        // After authentication, so that an impostor is reported as one, whatever it announces.
+        checkStreamSize(stream, options.maxStreamSize ?? DEFAULT_MAX_STREAM_SIZE);
         clearTimeout(handshakeTimer);
         // Takes effect for the very next message, even one that arrived in the same chunk.
         decoder.limitFrameBytes(frameLimit(stream));
@@ -176,8 +224,20 @@ export function runSession(options: SessionOptions, handlers: SessionHandlers): 
     };
     socket.on('data', (chunk: Buffer) => {
       if (settled) return;
+      if (firstBytes) {
+        bytesBeforeFirstMessage += chunk.length;
+        if (firstBytes.length < QUOTED_BYTES) firstBytes = Buffer.concat([firstBytes, chunk.subarray(0, QUOTED_BYTES - firstBytes.length)]);
+      }
       try {
-        decoder.push(chunk, onMessage);
+        try {
+          decoder.push(chunk, onMessage);
+        } catch (error) {
+          // Framing that breaks before the first message: whatever answered is no camstream sender.
+          const { code } = error as { code?: unknown };
+          if (!firstBytes || typeof code !== 'string' || !FRAMING_ERRORS.has(code)) throw error;
+          const quoted = quotePrintably(firstBytes, bytesBeforeFirstMessage > firstBytes.length);
+          throw new NotASenderError(`the peer at ${options.host}:${options.port} is not a camstream sender: it sent ${quoted}`, error as Error);
+        }
         if (!stream && decoder.bufferedBytes > MAX_BYTES_BEFORE_HELLO) {
           throw new TooLargeError(`the sender sent more than ${MAX_BYTES_BEFORE_HELLO} bytes before its hello`);
         }
@@ -212,6 +272,31 @@ function expectHello(header: Header): StreamDescription {
     throw new Error(`expected a hello from a sender, got a '${header.type}' message`);
   }
   return header.stream;
+}
+
+function checkStreamSize(stream: StreamDescription, max: StreamSize): void {
+  if (stream.width > max.width || stream.height > max.height) {
+    throw new StreamTooLargeError(`the sender announced a ${stream.width}x${stream.height} stream, larger than this receiver accepts (${max.width}x${max.height}; see --max-size)`);
+  }
+}
+
+/**
+ * Bytes as a double-quoted string a person can read: printable ASCII as is, `\r` `\n` `\t` `\"`
+ * `\\` escaped, anything else as `\xNN`; cut after the first line, with "..." when more followed.
+ */
+function quotePrintably(bytes: Buffer, more: boolean): string {
+  const newline = bytes.indexOf(0x0a);
+  const shown = newline >= 0 && newline < bytes.length - 1 ? bytes.subarray(0, newline + 1) : bytes;
+  let text = '';
+  for (const byte of shown) {
+    if (byte === 0x0d) text += '\\r';
+    else if (byte === 0x0a) text += '\\n';
+    else if (byte === 0x09) text += '\\t';
+    else if (byte === 0x22 || byte === 0x5c) text += `\\${String.fromCharCode(byte)}`;
+    else if (byte >= 0x20 && byte < 0x7f) text += String.fromCharCode(byte);
+    else text += `\\x${byte.toString(16).padStart(2, '0')}`;
+  }
+  return `"${text}${shown.length < bytes.length || more ? '...' : ''}"`;
 }
 
 /** A frame must be what the sender announced: a bigger one is refused, never buffered. */

@@ -2,13 +2,22 @@ import { percentile, SampleWindow } from './latency';
 import { SequenceCheck } from './sequence-check';
 
 export interface StatsSnapshot {
-  /** Seconds covered by the figures below. */
+  /** Seconds covered by the rates and latencies below. */
   seconds: number;
+  /** Frames received (and checked) per second. */
   fps: number;
+  /** Frames decoded per second. */
   decodedFps: number;
+  /** Frames shown per second: handed to every sink (window, recorder, browser) and taken by all of them. */
+  shownFps: number;
+  /** Payload megabits received per second. */
   mbps: number;
+  /** Capture (sender's clock) to decoded image (receiver's clock). */
   latencyMs: { p50: number; p95: number; p99: number } | null;
+  /** Frames received since the start, over every connection. */
   frames: number;
+  /** Frames shown since the start: when recording, exactly the frames in the recording. */
+  shown: number;
   /** Frames the sender skipped for this receiver because it was slow (declared in headers). */
   senderDropped: number;
   /** Frames received but never shown: a newer frame overtook them while decoders or sinks were busy. */
@@ -30,7 +39,8 @@ export class ReceiverStats {
   corrupt = 0;
   skipped = 0;
   private framesTotal = 0;
-  private interval = { frames: 0, decoded: 0, bytes: 0, started: performance.now() };
+  private shownTotal = 0;
+  private interval = { frames: 0, decoded: 0, shown: 0, bytes: 0, started: performance.now() };
   private readonly intervalLatency = new SampleWindow(10_000);
   private readonly overallLatency = new SampleWindow(10_000);
   private readonly started = performance.now();
@@ -51,12 +61,18 @@ export class ReceiverStats {
     this.overallLatency.add(latencyMs);
   }
 
+  /** A frame was handed to every sink and each of them took it. */
+  frameShown(): void {
+    this.shownTotal++;
+    this.interval.shown++;
+  }
+
   /** Figures since the previous call, then starts a new interval. */
   takeInterval(): StatsSnapshot {
     const now = performance.now();
     const seconds = (now - this.interval.started) / 1000;
-    const snapshot = this.snapshot(seconds, this.interval.frames, this.interval.decoded, this.interval.bytes, this.intervalLatency.values);
-    this.interval = { frames: 0, decoded: 0, bytes: 0, started: now };
+    const snapshot = this.snapshot(seconds, this.interval, this.intervalLatency.values);
+    this.interval = { frames: 0, decoded: 0, shown: 0, bytes: 0, started: now };
     this.intervalLatency.clear();
     return snapshot;
   }
@@ -64,20 +80,27 @@ export class ReceiverStats {
   /** Figures over the whole run (latency over the last 10,000 frames). */
   summary(): StatsSnapshot {
     const seconds = (performance.now() - this.started) / 1000;
-    return this.snapshot(seconds, this.framesTotal, this.decodedTotal, this.bytesTotal, this.overallLatency.values);
+    const counts = { frames: this.framesTotal, decoded: this.decodedTotal, shown: this.shownTotal, bytes: this.bytesTotal };
+    return this.snapshot(seconds, counts, this.overallLatency.values);
   }
 
-  private snapshot(seconds: number, frames: number, decoded: number, bytes: number, latency: readonly number[]): StatsSnapshot {
+  private snapshot(
+    seconds: number,
+    { frames, decoded, shown, bytes }: { frames: number; decoded: number; shown: number; bytes: number },
+    latency: readonly number[],
+  ): StatsSnapshot {
     const safe = seconds > 0 ? seconds : 1;
     return {
       seconds: round(seconds, 3),
       fps: round(frames / safe, 1),
       decodedFps: round(decoded / safe, 1),
+      shownFps: round(shown / safe, 1),
       mbps: round((bytes * 8) / safe / 1e6, 2),
       latencyMs: latency.length
         ? { p50: round(percentile(latency, 50), 2), p95: round(percentile(latency, 95), 2), p99: round(percentile(latency, 99), 2) }
         : null,
       frames: this.framesTotal,
+      shown: this.shownTotal,
       senderDropped: this.sequence.declaredDrops,
       skipped: this.skipped,
       gaps: this.sequence.undeclaredGaps,
@@ -88,7 +111,10 @@ export class ReceiverStats {
 
 export function formatStatsLine(s: StatsSnapshot): string {
   const latency = s.latencyMs ? `latency p50 ${s.latencyMs.p50} / p95 ${s.latencyMs.p95} / p99 ${s.latencyMs.p99} ms` : 'latency -';
-  return `received ${s.fps.toFixed(1)} fps (shown ${s.decodedFps.toFixed(1)}), ${s.mbps.toFixed(2)} Mbit/s, ${latency}, dropped ${s.senderDropped} by sender + ${s.skipped} skipped, gaps ${s.gaps}, corrupt ${s.corrupt}, total ${s.frames}`;
+  return (
+    `received ${s.fps.toFixed(1)} fps, decoded ${s.decodedFps.toFixed(1)} fps, shown ${s.shownFps.toFixed(1)} fps, ${s.mbps.toFixed(2)} Mbit/s, ${latency}, ` +
+    `dropped ${s.senderDropped} by sender + ${s.skipped} skipped, gaps ${s.gaps}, corrupt ${s.corrupt}, total ${s.frames} received / ${s.shown} shown`
+  );
 }
 
 function round(x: number, digits: number): number {

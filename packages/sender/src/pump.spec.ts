@@ -12,6 +12,9 @@ function countingCodec() {
       encoded.push(image);
       return image.data;
     },
+    resize: async () => {
+      throw new Error('not used');
+    },
     decode: async () => {
       throw new Error('not used');
     },
@@ -84,6 +87,9 @@ describe('pumpFrames', () => {
           await new Promise((resolve) => setTimeout(resolve, 5));
           if (recycled.has(image)) tooEarly++;
           return Buffer.from(image.data);
+        },
+        resize: async () => {
+          throw new Error('not used');
         },
         decode: async () => {
           throw new Error('not used');
