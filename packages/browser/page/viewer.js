@@ -32,6 +32,7 @@ const CLOSE_STREAM_RESTARTED = 1012;
  * @typedef {object} ReceiverFigures
  * @property {number} fps
  * @property {number} decodedFps
+ * @property {number} [shownFps] frames every sink of the receiver took, per second
  * @property {number} mbps
  * @property {{ p50: number, p95: number, p99: number } | null} latencyMs
  * @property {number} frames
@@ -255,6 +256,7 @@ function showStats(stats) {
   if (!stats) return;
   setText('stat-fps', num(stats.fps, 1));
   setText('stat-decoded-fps', num(stats.decodedFps, 1));
+  setText('stat-shown-fps', num(stats.shownFps, 1));
   setText('stat-mbps', num(stats.mbps, 2));
   setText('stat-frames', String(stats.frames));
   const latency = stats.latencyMs;

@@ -47,9 +47,12 @@ export interface ReceiverFigures {
   seconds: number;
   fps: number;
   decodedFps: number;
+  /** Frames per second that every sink of the receiver took (absent from receivers that do not count them). */
+  shownFps?: number;
   mbps: number;
   latencyMs: { p50: number; p95: number; p99: number } | null;
   frames: number;
+  shown?: number;
   senderDropped: number;
   skipped: number;
   gaps: number;

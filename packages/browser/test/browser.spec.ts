@@ -34,9 +34,11 @@ const STATS: ReceiverFigures = {
   seconds: 1,
   fps: 19.5,
   decodedFps: 19.5,
+  shownFps: 19,
   mbps: 1.25,
   latencyMs: { p50: 3.5, p95: 8.5, p99: 12.5 },
   frames: 4321,
+  shown: 4300,
   senderDropped: 3,
   skipped: 2,
   gaps: 0,
@@ -178,6 +180,7 @@ describeWithBrowser('the page in headless Chromium', () => {
       server.publishStats(STATS);
       await waitForText(page, 'stat-fps', (text) => text === '19.5', 3000);
       const text = (id: string) => page.locator(`#${id}`).textContent();
+      expect(await text('stat-shown-fps')).toBe('19.0');
       expect(await text('stat-p50')).toBe('3.5');
       expect(await text('stat-p95')).toBe('8.5');
       expect(await text('stat-p99')).toBe('12.5');
