@@ -1,7 +1,7 @@
 import { readFileSync } from 'node:fs';
 import { extname } from 'node:path';
+import { BrowserServer } from '@camstream/browser';
 import type { FrameSink } from '@camstream/media';
-import { HttpViewer } from './http-viewer';
 import { hasDisplay, OpenCVCodec, openWindow, RecorderProcess, startRecorder, type VideoRecorder } from '@camstream/opencv';
 import type { FrameHeader, StreamDescription } from '@camstream/protocol';
 import { parseReceiverArgs, RECEIVER_USAGE, UsageError, type ReceiverCliOptions } from './options';
@@ -130,31 +130,25 @@ function decideDisplay(mode: ReceiverCliOptions['display']): boolean {
 }
 
 /**
- * The browser viewer gets JPEG payloads byte for byte from the stream when it is JPEG, and
- * decoded images (encoded to JPEG only while a browser watches) when it is raw or PNG.
+ * The browser server (@camstream/browser) gets every frame as received (a JPEG stream's payload
+ * is forwarded byte for byte as rung 0) and then its decoded image, from which it encodes what
+ * browsers need: rung 0 of raw and PNG streams, and lower rungs for slow tabs.
  */
 async function startBrowserViewer(options: ReceiverCliOptions, codec: OpenCVCodec) {
-  const viewer = await HttpViewer.listen({
+  const viewer = await BrowserServer.listen({
     host: options.httpHost,
     port: options.httpPort ?? 0,
     title: `camstream from ${options.host}:${options.port}`,
-    encodeJpeg: (image) => codec.encode(image, 'jpeg', { quality: 80 }),
+    codec,
     log,
   });
   log(`browser viewer at ${viewer.url} (MJPEG at ${viewer.url}stream.mjpg)`);
-  let streamIsJpeg = false;
   const sink: FrameSink = {
-    write: (image, meta) => (streamIsJpeg ? undefined : viewer.write(image, meta)),
-    // JPEG streams reach the viewer as their payloads; decoded images only for raw and PNG.
-    get keepsImages() {
-      return !streamIsJpeg && viewer.keepsImages;
-    },
+    write: (image, meta) => viewer.write(image, meta),
+    keepsImages: viewer.keepsImages,
     close: async () => undefined, // closed with the run, not with each stream
   };
-  const onFrame = (header: FrameHeader, payload: Buffer) => {
-    streamIsJpeg = header.encoding === 'jpeg';
-    if (streamIsJpeg) viewer.publishJpeg(payload, header);
-  };
+  const onFrame = (header: FrameHeader, payload: Buffer) => viewer.received(header, payload);
   return { viewer, sink, onFrame };
 }
 
