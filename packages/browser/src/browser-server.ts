@@ -483,8 +483,6 @@ export class BrowserServer implements FrameSink {
     const key = `${width}x${height}`;
     if (this.fanOut && this.ladderKey === key) return this.fanOut;
     const ladder = rungLadder('jpeg', width, height, this.jpegQuality);
-    // rungLadder leaves out every rung under 16 pixels a side, the stream's own included.
-    if (ladder.length === 0) ladder.push({ width, height, quality: this.jpegQuality });
     this.fanOut = new FanOut<ServedFrame>({
       encoder: new RungEncoder(this.options.codec, 'jpeg', ladder),
       prepare: (encoded, published) => ({

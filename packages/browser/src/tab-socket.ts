@@ -1,4 +1,4 @@
-import { LatestWinsWriter, RungChooser, type Delivery, type Outlet } from '@camstream/fanout';
+import { AdaptiveOutlet, type Delivery, type Outlet } from '@camstream/fanout';
 import { FlowWindow, type FlowWindowOptions } from '@camstream/protocol';
 import type { RawData, WebSocket } from 'ws';
 import type { ClientInfo, OutboundStream, ServedFrame } from './outbound';
@@ -31,11 +31,8 @@ export interface TabSocketOptions {
 export class TabSocket implements Outlet<ServedFrame>, OutboundStream {
   readonly kind = 'tab';
   private readonly window: FlowWindow;
-  private readonly writer: LatestWinsWriter<Delivery<ServedFrame>>;
-  private chooser: RungChooser;
+  private readonly outlet: AdaptiveOutlet<ServedFrame>;
   private readonly now: () => number;
-  private sent = 0;
-  private dropped = 0;
   private acks = 0;
   private lastRung = 0;
   /** The newest frame offered: an older one may still come (see offer). */
@@ -49,28 +46,25 @@ export class TabSocket implements Outlet<ServedFrame>, OutboundStream {
   ) {
     this.now = options.now ?? (() => performance.now());
     this.window = new FlowWindow(options.flow);
-    this.chooser = new RungChooser({ rungs: options.rungs, enabled: options.adapt });
-    this.writer = new LatestWinsWriter<Delivery<ServedFrame>>({
-      admits: (delivery) => this.window.canSend(tabFrameBytes(delivery.frame.payload.length)),
-      send: (delivery) => this.sendFrame(delivery.frame),
-      taken: (delivery) => delivery.settle(true),
-      dropped: (delivery) => {
-        this.dropped++;
-        delivery.settle(false);
-      },
+    this.outlet = new AdaptiveOutlet<ServedFrame>({
+      gate: this.window,
+      bytesOf: (frame) => tabFrameBytes(frame.payload.length),
+      send: (frame) => this.sendFrame(frame),
+      adaptation: { rungs: options.rungs, enabled: options.adapt },
+      now: this.now,
     });
     socket.on('message', (data, isBinary) => this.received(data, isBinary));
-    socket.on('close', () => this.writer.close());
+    socket.on('close', () => this.outlet.close());
     socket.on('error', () => undefined); // 'close' follows
   }
 
   /** The ladder changed (a new stream size): start again from rung 0. */
   setRungs(rungs: number): void {
-    this.chooser = new RungChooser({ rungs, enabled: this.options.adapt });
+    this.outlet.reset({ rungs, enabled: this.options.adapt });
   }
 
   chooseRung(now: number, rungBitrate: (rung: number) => number): number {
-    return this.chooser.update(now, this.window.capacityBytesPerSecond, rungBitrate);
+    return this.outlet.chooseRung(now, rungBitrate);
   }
 
   /**
@@ -80,7 +74,7 @@ export class TabSocket implements Outlet<ServedFrame>, OutboundStream {
   offer(delivery: Delivery<ServedFrame>): void {
     if (this.newestSeq !== undefined && delivery.frame.seq <= this.newestSeq) return delivery.settle(false);
     this.newestSeq = delivery.frame.seq;
-    this.writer.offer(delivery);
+    this.outlet.offer(delivery);
   }
 
   info(): ClientInfo {
@@ -88,10 +82,10 @@ export class TabSocket implements Outlet<ServedFrame>, OutboundStream {
       kind: this.kind,
       id: this.id,
       remote: this.remote,
-      sent: this.sent,
-      dropped: this.dropped,
+      sent: this.outlet.sent,
+      dropped: this.outlet.dropped,
       bufferedBytes: this.socket.bufferedAmount,
-      blocked: this.writer.blocked,
+      blocked: this.outlet.blocked,
       tab: {
         rung: this.lastRung,
         acks: this.acks,
@@ -104,17 +98,17 @@ export class TabSocket implements Outlet<ServedFrame>, OutboundStream {
 
   /** A tab that neither takes bytes nor acknowledges what it got is stalled either way. */
   stalledForMs(now: number): number {
-    return Math.max(this.writer.blockedForMs(now), this.window.oldestUnackedMs(now));
+    return this.outlet.stalledForMs(now);
   }
 
   /** A stalled tab would not read a closing handshake either: drop the connection. */
   cut(): void {
-    this.writer.close();
+    this.outlet.close();
     this.socket.terminate();
   }
 
   close(code: number, reason: string): void {
-    this.writer.close();
+    this.outlet.close();
     // Close reasons are limited to 123 bytes.
     this.socket.close(code, Buffer.from(reason).subarray(0, 123).toString());
   }
@@ -135,11 +129,10 @@ export class TabSocket implements Outlet<ServedFrame>, OutboundStream {
   private sendFrame(frame: ServedFrame): boolean {
     if (this.socket.readyState !== this.socket.OPEN) return true;
     const messages = tabFrameMessages(
-      { seq: frame.seq, captureTime: frame.captureTime, width: frame.width, height: frame.height, rung: frame.rung, dropped: this.dropped, payloadBytes: frame.payload.length },
+      { seq: frame.seq, captureTime: frame.captureTime, width: frame.width, height: frame.height, rung: frame.rung, dropped: this.outlet.dropped, payloadBytes: frame.payload.length },
       frame.payload,
     );
     this.window.sent(frame.seq, tabFrameBytes(frame.payload.length), this.now());
-    this.sent++;
     this.lastRung = frame.rung;
     const last = messages.length - 1;
     messages.forEach((message, i) => this.socket.send(message, { binary: true }, i === last ? this.afterFrameWritten : undefined));
@@ -149,7 +142,7 @@ export class TabSocket implements Outlet<ServedFrame>, OutboundStream {
 
   /** A frame's last message went to the kernel: once nothing more waits in Node, the socket has drained. */
   private readonly afterFrameWritten = (err?: Error): void => {
-    if (!err && this.writer.blocked && this.socket.bufferedAmount === 0) this.writer.drained();
+    if (!err && this.outlet.blocked && this.socket.bufferedAmount === 0) this.outlet.drained();
   };
 
   private received(data: RawData, isBinary: boolean): void {
@@ -167,7 +160,7 @@ export class TabSocket implements Outlet<ServedFrame>, OutboundStream {
       this.close(CLOSE_POLICY_VIOLATION, message);
       return;
     }
-    this.writer.retry();
+    this.outlet.acked();
   }
 }
 
