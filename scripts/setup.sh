@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# One-step set-up for a fresh Debian machine: system OpenCV, npm packages, and the
-# @u4/opencv4nodejs native addon built against the system OpenCV (cached across clones).
+# One-step set-up for a fresh Debian machine: system OpenCV, npm packages, the
+# @u4/opencv4nodejs native addon built against the system OpenCV (cached across clones),
+# and the apps bundled to JavaScript.
 # Idempotent: a warm tree finishes in seconds.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -71,4 +72,10 @@ if [ ! -f "$addon" ]; then
   cp "$addon" "$cached.tmp.$$" && mv "$cached.tmp.$$" "$cached"
   log "cached the addon at $cached"
 fi
-log "ready (OpenCV $opencv_version, Node ABI $node_abi)"
+
+# --- the apps, bundled to JavaScript ----------------------------------------------
+# Their launchers run packages/<app>/dist/camstream-<app>.js. Bundling takes well under a second,
+# so it runs every time and the bundle always matches the sources; `npx nx run <app>:build` does
+# the same after a type check.
+node scripts/bundle-apps.js || { log "bundling the apps failed"; exit 1; }
+log "ready (OpenCV $opencv_version, Node ABI $node_abi; apps built in packages/*/dist)"
