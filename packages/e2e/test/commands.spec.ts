@@ -68,6 +68,18 @@ it('a video file plays to the first receiver, then ends the stream cleanly', asy
   expect(sender.stderrLines.join('\n')).toMatch(/320x240 @ 30 fps/);
 });
 
+it('--help answers from the bundle alone: no OpenCV, no libjpeg-turbo, no network or crypto code', async () => {
+  for (const app of ['sender', 'receiver'] as const) {
+    // NODE_DEBUG=module lists every require on stderr: builtins, and the addons left out of the bundle.
+    await using help = startApp(app, ['--help'], { env: { ...headless, NODE_DEBUG: 'module' } });
+    expect((await help.waitForExit(20_000)).code).toBe(0);
+    expect(help.stdoutLines[0]).toMatch(new RegExp(`^Usage: camstream-${app} `));
+    const requires = help.stderrLines.filter((line) => line.includes('Module._load REQUEST')).join('\n');
+    expect(requires).toMatch(new RegExp(`dist/camstream-${app}\\.js`));
+    expect(requires).not.toMatch(/opencv|jpeg-turbo|node:(net|tls|crypto|http|child_process)\b/);
+  }
+});
+
 describe('clear errors, non-zero exit, nothing left running', () => {
   it('names a bad option', async () => {
     await using sender = startApp('sender', ['--codec', 'h264'], { env: headless });

@@ -10,7 +10,8 @@
  * stdin close and still finishes the file.
  *
  * Plain JavaScript run with `node -e`, so it needs no TypeScript loader. argv[1] is JSON
- * [addonPath, buildLogPath, path, fourcc, fps, width, height] with absolute paths.
+ * [bindingPath, path, fourcc, fps, width, height] with absolute paths. It loads only the native
+ * binding (everything it uses is native), not the package's main module (see loadOpenCV).
  *
  * stdin:  frames, each a 12-byte header (width, height, byte length: u32 LE) then BGR bytes.
  *         End of input = close the file.
@@ -18,7 +19,7 @@
  *         or "error <stage> <JSON message>" (stage: load, open, write).
  */
 
-export type RecorderChildArgs = [addonPath: string, buildLogPath: string | null, path: string, fourcc: string, fps: number, width: number, height: number];
+export type RecorderChildArgs = [bindingPath: string, path: string, fourcc: string, fps: number, width: number, height: number];
 
 export const FRAME_HEADER_BYTES = 12;
 
@@ -32,15 +33,12 @@ export function frameHeader(width: number, height: number, byteLength: number): 
 
 export const RECORDER_CHILD_SOURCE = `
 'use strict';
-const [addonPath, buildLogPath, path, fourcc, fps, width, height] = JSON.parse(process.argv[1]);
+const [bindingPath, path, fourcc, fps, width, height] = JSON.parse(process.argv[1]);
 const reply = (line) => process.stdout.write(line + '\\n');
 const fail = (stage, thrown) => reply('error ' + stage + ' ' + JSON.stringify(thrown instanceof Error ? thrown.message : String(thrown)));
 let cv;
 try {
-  // As in loadOpenCV: silence @u4/opencv-build's Info lines while the addon loads.
-  const log = buildLogPath ? require(buildLogPath).Log : undefined;
-  if (log) log.silence = true;
-  cv = require(addonPath);
+  cv = require(bindingPath);
 } catch (thrown) {
   fail('load', thrown);
   process.exit(3);

@@ -41,7 +41,7 @@ export async function openRecorder(path: string, options: RecorderOptions): Prom
   }
   const before = statOrUndefined(path);
   const settings = { fps, width, height, fourcc, maxPendingFrames: options.maxPendingFrames ?? DEFAULT_MAX_PENDING_FRAMES };
-  const args: RecorderChildArgs = [modules.addon, modules.buildLog ?? null, resolve(path), fourcc, fps, width, height];
+  const args: RecorderChildArgs = [modules.binding, resolve(path), fourcc, fps, width, height];
   // The child needs none of our preloads (ts-node and the like): just Node and the addon.
   const env = { ...process.env };
   delete env['NODE_OPTIONS'];
