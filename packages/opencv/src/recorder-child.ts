@@ -7,7 +7,9 @@
  * - loading the addon in a worker_thread re-initialises its class templates, after which the
  *   main thread's Mats fail every type check ("expected argument 0 to be of type Mat").
  * So the writer lives in a process of its own. Bonus: if the parent dies, the child sees its
- * stdin close and still finishes the file.
+ * stdin close and still finishes the file. For that reason it ignores SIGINT and SIGHUP: Ctrl-C
+ * (or closing the terminal) signals the whole process group, and a child that died of it would
+ * leave a file without its index while the parent reports the frames as recorded.
  *
  * Plain JavaScript run with `node -e`, so it needs no TypeScript loader. argv[1] is JSON
  * [bindingPath, path, fourcc, fps, width, height] with absolute paths. It loads only the native
@@ -36,6 +38,9 @@ export const RECORDER_CHILD_SOURCE = `
 const [bindingPath, path, fourcc, fps, width, height] = JSON.parse(process.argv[1]);
 const reply = (line) => process.stdout.write(line + '\\n');
 const fail = (stage, thrown) => reply('error ' + stage + ' ' + JSON.stringify(thrown instanceof Error ? thrown.message : String(thrown)));
+// The file ends when the parent closes stdin (or dies), not on the terminal's signals.
+process.on('SIGINT', () => {});
+process.on('SIGHUP', () => {});
 let cv;
 try {
   cv = require(bindingPath);
