@@ -29,12 +29,16 @@ fi
 # --- npm packages ----------------------------------------------------------------
 # Scripts are skipped so that npm does not start a 6-10 minute node-gyp build of
 # opencv4nodejs; the packages that need their scripts are rebuilt just below.
+# The stamp holds the lock file's hash, not its time: a checkout, rebase or merge that rewrites
+# package-lock.json without changing it must not cost a reinstall (nor pull node_modules away
+# from tools that are running).
 stamp=node_modules/.camstream-installed
-if [ ! -f "$stamp" ] || [ package-lock.json -nt "$stamp" ]; then
+lock_hash=$(sha256sum package-lock.json | cut -d' ' -f1)
+if [ "$(cat "$stamp" 2>/dev/null)" != "$lock_hash" ]; then
   log "npm ci"
   npm ci --ignore-scripts --no-audit --no-fund --loglevel=error
   npm rebuild nx @parcel/watcher --loglevel=error >/dev/null
-  touch "$stamp"
+  echo "$lock_hash" >"$stamp"
 fi
 
 # --- native OpenCV addon, cached outside the clone --------------------------------
