@@ -1,4 +1,4 @@
-import { z } from 'zod';
+import * as z from 'zod';
 import { PROTOCOL_NAME, PROTOCOL_VERSION } from './constants';
 import { LengthMismatchError, SchemaError, VersionMismatchError } from './errors';
 

@@ -1,12 +1,10 @@
 import { readFileSync } from 'node:fs';
 import { extname } from 'node:path';
-import { BrowserServer } from '@camstream/browser';
 import type { FrameSink } from '@camstream/media';
-import { hasDisplay, OpenCVCodec, openWindow, RecorderProcess, startRecorder, type VideoRecorder } from '@camstream/opencv';
+import type { OpenCVCodec, VideoRecorder } from '@camstream/opencv';
 import type { FrameHeader, StreamDescription } from '@camstream/protocol';
 import { parseReceiverArgs, RECEIVER_USAGE, UsageError, type ReceiverCliOptions } from './options';
-import { receive } from './receiver';
-import { formatStatsLine, ReceiverStats, type StatsSnapshot } from './stats';
+import type { StatsSnapshot } from './stats';
 
 const log = (line: string) => process.stderr.write(`[receiver] ${line}\n`);
 
@@ -34,7 +32,12 @@ export async function run(argv: string[]): Promise<void> {
 }
 
 async function watch(options: ReceiverCliOptions): Promise<number> {
-  const showWindow = decideDisplay(options.display);
+  // Loaded here, not at the top, so that --help and bad options answer without loading the
+  // OpenCV adapter, the protocol or the network code.
+  const { OpenCVCodec, openWindow, RecorderProcess, startRecorder } = await import('@camstream/opencv');
+  const { receive } = await import('./receiver');
+  const { formatStatsLine, ReceiverStats } = await import('./stats');
+  const showWindow = await decideDisplay(options.display);
   // Loading OpenCV in the recording process takes a second or two: start it now, while we connect.
   const recorderProcess = options.record ? RecorderProcess.start() : undefined;
   const stats = new ReceiverStats();
@@ -119,9 +122,11 @@ async function watch(options: ReceiverCliOptions): Promise<number> {
 }
 
 /** Never let OpenCV open a window without a display: Qt would abort the whole process. */
-function decideDisplay(mode: ReceiverCliOptions['display']): boolean {
+async function decideDisplay(mode: ReceiverCliOptions['display']): Promise<boolean> {
   if (mode === 'off') return false;
-  const available = hasDisplay();
+  // The asynchronous probe: hasDisplay() would start a child process to do the same.
+  const { probeDisplay } = await import('@camstream/opencv');
+  const { available } = await probeDisplay();
   if (mode === 'on' && !available) {
     throw new Error('--display on, but no display is available (DISPLAY is not set or the X server does not answer)');
   }
@@ -135,6 +140,7 @@ function decideDisplay(mode: ReceiverCliOptions['display']): boolean {
  * browsers need: rung 0 of raw and PNG streams, and lower rungs for slow tabs.
  */
 async function startBrowserViewer(options: ReceiverCliOptions, codec: OpenCVCodec) {
+  const { BrowserServer } = await import('@camstream/browser');
   const viewer = await BrowserServer.listen({
     host: options.httpHost,
     port: options.httpPort ?? 0,

@@ -1,6 +1,6 @@
 import { parseArgs } from 'node:util';
 import { hostname } from 'node:os';
-import { z } from 'zod';
+import * as z from 'zod';
 
 export const RECEIVER_USAGE = `Usage: camstream-receiver [options] [HOST[:PORT]]
 
