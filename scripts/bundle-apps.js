@@ -13,7 +13,8 @@ const root = path.resolve(__dirname, '..');
 const APPS = ['sender', 'receiver'];
 
 /** Native addons stay outside the bundle: node loads them (and their .node files) from node_modules. */
-const EXTERNAL = ['@u4/opencv4nodejs', '@u4/opencv-build', '@julusian/jpeg-turbo'];
+// The browser package's page files are found through its package.json at run time.
+const EXTERNAL = ['@u4/opencv4nodejs', '@u4/opencv-build', '@julusian/jpeg-turbo', '@camstream/browser/package.json'];
 
 function bundleOptions(app) {
   return {

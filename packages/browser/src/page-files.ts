@@ -1,8 +1,11 @@
 import { readFile } from 'node:fs/promises';
-import { join } from 'node:path';
+import { dirname, join } from 'node:path';
 
-/** The page's own files (packages/browser/page), read once when the server starts. */
-export const PAGE_DIRECTORY = join(__dirname, '..', 'page');
+/**
+ * The page's own files (packages/browser/page), read once when the server starts. Found through
+ * the package, not this file: an app bundle runs this code from its own dist folder.
+ */
+export const PAGE_DIRECTORY = join(dirname(require.resolve('@camstream/browser/package.json')), 'page');
 
 export interface PageAsset {
   readonly contentType: string;
