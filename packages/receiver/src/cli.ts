@@ -1,11 +1,9 @@
 import { readFileSync } from 'node:fs';
-import { extname } from 'node:path';
-import type { FrameSink } from '@camstream/media';
-import { HttpViewer } from './http-viewer';
-import { hasDisplay, OpenCVCodec, openWindow, RecorderProcess, startRecorder, type VideoRecorder } from '@camstream/opencv';
-import type { FrameHeader, StreamDescription } from '@camstream/protocol';
+import { hasDisplay, OpenCVCodec, RecorderProcess } from '@camstream/opencv';
 import { parseReceiverArgs, RECEIVER_USAGE, UsageError, type ReceiverCliOptions } from './options';
 import { receive } from './receiver';
+import { startBrowserSink } from './sinks/browser';
+import { localSinks } from './sinks/local';
 import { formatStatsLine, ReceiverStats, type StatsSnapshot } from './stats';
 
 const log = (line: string) => process.stderr.write(`[receiver] ${line}\n`);
@@ -40,7 +38,9 @@ async function watch(options: ReceiverCliOptions): Promise<number> {
   const stats = new ReceiverStats();
   const stop = new AbortController();
   const codec = new OpenCVCodec();
-  const browser = options.httpPort === undefined ? undefined : await startBrowserViewer(options, codec);
+  const from = `${options.host}:${options.port}`;
+  const browser =
+    options.httpPort === undefined ? undefined : await startBrowserSink({ host: options.httpHost, port: options.httpPort, title: `camstream from ${from}`, codec, log });
   const print = (snapshot: StatsSnapshot, kind: 'interval' | 'summary') => {
     const line = options.statsJson ? JSON.stringify({ kind, time: new Date().toISOString(), ...snapshot }) : `${kind === 'summary' ? 'summary: ' : ''}${formatStatsLine(snapshot)}`;
     process.stdout.write(`${line}\n`);
@@ -58,32 +58,7 @@ async function watch(options: ReceiverCliOptions): Promise<number> {
   process.once('SIGTERM', onSignal);
   const deadline = options.durationS === undefined ? undefined : setTimeout(() => stop.abort(), options.durationS * 1000);
 
-  const recorders: VideoRecorder[] = [];
-  const openSinks = async (stream: StreamDescription): Promise<FrameSink[]> => {
-    const sinks: FrameSink[] = [];
-    if (showWindow) {
-      const window = await openWindow(`camstream: ${stream.source ?? 'stream'} (${options.host}:${options.port})`);
-      void window.closed.then(() => {
-        log('window closed: stopping');
-        stop.abort();
-      });
-      sinks.push(window);
-    }
-    if (options.record) {
-      // A sender that comes back with another frame size starts a new file rather than overwriting.
-      const file = numbered(options.record, recorders.length);
-      // It takes frames at once, while it opens the file: the first frames shown are recorded too.
-      const recorder = startRecorder(file, { fps: stream.fps || 30, width: stream.width, height: stream.height }, recorderProcess);
-      recorders.push(recorder);
-      sinks.push(recorder);
-      // A file that cannot be opened ends the run with that error (receive() returns it).
-      recorder.opened.then(
-        () => log(`recording to ${file}`),
-        (err: Error) => stop.abort(err),
-      );
-    }
-    return sinks;
-  };
+  const local = localSinks({ window: showWindow, record: options.record, recorderProcess, from, log, stop: (error) => stop.abort(error) });
 
   try {
     const result = await receive({
@@ -91,7 +66,8 @@ async function watch(options: ReceiverCliOptions): Promise<number> {
       port: options.port,
       name: options.name,
       codec,
-      openSinks,
+      openSinks: local.open,
+      // The browser keeps JPEG payloads (onFrameKeepsPayload defaults to true).
       ...(browser ? { lastingSinks: [browser.sink], onFrame: browser.onFrame } : {}),
       ...(options.frames === undefined ? {} : { maxFrames: options.frames }),
       reconnect: options.reconnect,
@@ -102,7 +78,7 @@ async function watch(options: ReceiverCliOptions): Promise<number> {
       signal: stop.signal,
     });
     print(stats.summary(), 'summary');
-    recorders.forEach((r, i) => log(`recorded ${r.writtenFrames} frames to ${numbered(options.record!, i)} (${r.droppedFrames} dropped: the recorder fell behind)`));
+    local.report().forEach((line) => log(line));
     if (result.outcome === 'failed') {
       process.stderr.write(`camstream-receiver: ${result.error.message}\n`);
       return 1;
@@ -129,35 +105,6 @@ function decideDisplay(mode: ReceiverCliOptions['display']): boolean {
   return available;
 }
 
-/**
- * The browser viewer gets JPEG payloads byte for byte from the stream when it is JPEG, and
- * decoded images (encoded to JPEG only while a browser watches) when it is raw or PNG.
- */
-async function startBrowserViewer(options: ReceiverCliOptions, codec: OpenCVCodec) {
-  const viewer = await HttpViewer.listen({
-    host: options.httpHost,
-    port: options.httpPort ?? 0,
-    title: `camstream from ${options.host}:${options.port}`,
-    encodeJpeg: (image) => codec.encode(image, 'jpeg', { quality: 80 }),
-    log,
-  });
-  log(`browser viewer at ${viewer.url} (MJPEG at ${viewer.url}stream.mjpg)`);
-  let streamIsJpeg = false;
-  const sink: FrameSink = {
-    write: (image, meta) => (streamIsJpeg ? undefined : viewer.write(image, meta)),
-    // JPEG streams reach the viewer as their payloads; decoded images only for raw and PNG.
-    get keepsImages() {
-      return !streamIsJpeg && viewer.keepsImages;
-    },
-    close: async () => undefined, // closed with the run, not with each stream
-  };
-  const onFrame = (header: FrameHeader, payload: Buffer) => {
-    streamIsJpeg = header.encoding === 'jpeg';
-    if (streamIsJpeg) viewer.publishJpeg(payload, header);
-  };
-  return { viewer, sink, onFrame };
-}
-
 function securityOf(options: ReceiverCliOptions) {
   let ca: Buffer | undefined;
   if (options.tls?.caFile) {
@@ -171,11 +118,4 @@ function securityOf(options: ReceiverCliOptions) {
     ...(options.secret ? { secret: options.secret } : {}),
     ...(options.tls ? { tls: { ...(ca ? { ca } : {}), ...(options.tls.fingerprint256 ? { fingerprint256: options.tls.fingerprint256 } : {}) } } : {}),
   };
-}
-
-/** out.avi, out-2.avi, out-3.avi, ... */
-function numbered(file: string, index: number): string {
-  if (index === 0) return file;
-  const ext = extname(file);
-  return `${file.slice(0, file.length - ext.length)}-${index + 1}${ext}`;
 }

@@ -180,6 +180,8 @@ const STATS: StatsSnapshot = {
   skipped: 1,
   gaps: 0,
   corrupt: 0,
+  rung: null,
+  lowerRungFrames: 0,
 };
 
 /** An encoder whose calls finish only when the test says so; tracks how many run at once. */

@@ -41,6 +41,8 @@ const STATS: StatsSnapshot = {
   skipped: 2,
   gaps: 0,
   corrupt: 1,
+  rung: null,
+  lowerRungFrames: 0,
 };
 
 interface Feeder {
