@@ -1,13 +1,15 @@
 // Lint rules plus the architecture, enforced: Nx's module-boundary rule forbids the imports
 // that would blur the package map in the README.
 import nx from '@nx/eslint-plugin';
+import globals from 'globals';
 import tseslint from 'typescript-eslint';
 
 // Native image libraries: only the adapter package may load them.
 const notOpenCV = ['@u4/opencv4nodejs', '@julusian/jpeg-turbo'];
 
 export default tseslint.config(
-  { ignores: ['**/node_modules/**', '**/dist/**', 'tmp/**', '**/*.js', '**/*.mjs', '**/*.cjs'] },
+  // JavaScript is not linted, except the browser page's own script (a real source file, see below).
+  { ignores: ['**/node_modules/**', '**/dist/**', 'tmp/**', '**/*.js', '**/*.mjs', '**/*.cjs', '!packages/browser/page/*.js'] },
   ...tseslint.configs.recommended,
   {
     files: ['**/*.ts'],
@@ -27,11 +29,13 @@ export default tseslint.config(
             { sourceTag: 'scope:tutorial-wire', onlyDependOnLibsWithTags: [], bannedExternalImports: notOpenCV },
             // fanout: encode once, deliver to many; no sockets of its own, no OpenCV.
             { sourceTag: 'scope:fanout', onlyDependOnLibsWithTags: ['scope:media'], bannedExternalImports: notOpenCV },
+            // browser: the server and page for browsers; codecs come in through media's FrameCodec.
+            { sourceTag: 'scope:browser', onlyDependOnLibsWithTags: ['scope:protocol', 'scope:media', 'scope:fanout'], bannedExternalImports: notOpenCV },
             // the one place that may import OpenCV.
             { sourceTag: 'scope:opencv', onlyDependOnLibsWithTags: ['scope:protocol', 'scope:media'] },
             { sourceTag: 'scope:testkit', onlyDependOnLibsWithTags: ['scope:protocol', 'scope:media'], bannedExternalImports: notOpenCV },
             // apps: production code never reaches for the testkit (tests are allowed below).
-            { sourceTag: 'scope:app', onlyDependOnLibsWithTags: ['scope:protocol', 'scope:media', 'scope:fanout', 'scope:opencv', 'scope:tutorial-wire'], bannedExternalImports: notOpenCV },
+            { sourceTag: 'scope:app', onlyDependOnLibsWithTags: ['scope:protocol', 'scope:media', 'scope:fanout', 'scope:opencv', 'scope:browser', 'scope:tutorial-wire'], bannedExternalImports: notOpenCV },
           ],
         },
       ],
@@ -50,13 +54,19 @@ export default tseslint.config(
             { sourceTag: 'scope:media', onlyDependOnLibsWithTags: [] },
             { sourceTag: 'scope:tutorial-wire', onlyDependOnLibsWithTags: [], bannedExternalImports: notOpenCV },
             { sourceTag: 'scope:fanout', onlyDependOnLibsWithTags: ['scope:media', 'scope:testkit', 'scope:opencv'] },
+            { sourceTag: 'scope:browser', onlyDependOnLibsWithTags: ['scope:protocol', 'scope:media', 'scope:fanout', 'scope:testkit', 'scope:opencv'] },
             { sourceTag: 'scope:opencv', onlyDependOnLibsWithTags: ['scope:protocol', 'scope:media', 'scope:testkit'] },
             { sourceTag: 'scope:testkit', onlyDependOnLibsWithTags: ['scope:protocol', 'scope:media', 'scope:opencv'] },
-            { sourceTag: 'scope:app', onlyDependOnLibsWithTags: ['scope:protocol', 'scope:media', 'scope:fanout', 'scope:opencv', 'scope:testkit', 'scope:tutorial-wire'] },
+            { sourceTag: 'scope:app', onlyDependOnLibsWithTags: ['scope:protocol', 'scope:media', 'scope:fanout', 'scope:opencv', 'scope:browser', 'scope:testkit', 'scope:tutorial-wire'] },
           ],
         },
       ],
     },
+  },
+  {
+    // The browser page's script: an ES module run by browsers, type-checked by packages/browser/page/tsconfig.json.
+    files: ['packages/browser/page/*.js'],
+    languageOptions: { sourceType: 'module', globals: { ...globals.browser } },
   },
   {
     // End-to-end tests and the benchmark drive both apps; Nx's rule forbids importing applications

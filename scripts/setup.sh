@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# One-step set-up for a fresh Debian machine: system OpenCV, npm packages, and the
-# @u4/opencv4nodejs native addon built against the system OpenCV (cached across clones).
+# One-step set-up for a fresh Debian machine: system OpenCV, npm packages, the
+# @u4/opencv4nodejs native addon built against the system OpenCV (cached across clones),
+# and the apps bundled to JavaScript.
 # Idempotent: a warm tree finishes in seconds.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -28,12 +29,16 @@ fi
 # --- npm packages ----------------------------------------------------------------
 # Scripts are skipped so that npm does not start a 6-10 minute node-gyp build of
 # opencv4nodejs; the packages that need their scripts are rebuilt just below.
+# The stamp holds the lock file's hash, not its time: a checkout, rebase or merge that rewrites
+# package-lock.json without changing it must not cost a reinstall (nor pull node_modules away
+# from tools that are running).
 stamp=node_modules/.camstream-installed
-if [ ! -f "$stamp" ] || [ package-lock.json -nt "$stamp" ]; then
+lock_hash=$(sha256sum package-lock.json | cut -d' ' -f1)
+if [ "$(cat "$stamp" 2>/dev/null)" != "$lock_hash" ]; then
   log "npm ci"
   npm ci --ignore-scripts --no-audit --no-fund --loglevel=error
   npm rebuild nx @parcel/watcher --loglevel=error >/dev/null
-  touch "$stamp"
+  echo "$lock_hash" >"$stamp"
 fi
 
 # --- native OpenCV addon, cached outside the clone --------------------------------
@@ -71,4 +76,10 @@ if [ ! -f "$addon" ]; then
   cp "$addon" "$cached.tmp.$$" && mv "$cached.tmp.$$" "$cached"
   log "cached the addon at $cached"
 fi
-log "ready (OpenCV $opencv_version, Node ABI $node_abi)"
+
+# --- the apps, bundled to JavaScript ----------------------------------------------
+# Their launchers run packages/<app>/dist/camstream-<app>.js. Bundling takes well under a second,
+# so it runs every time and the bundle always matches the sources; `npx nx run <app>:build` does
+# the same after a type check.
+node scripts/bundle-apps.js || { log "bundling the apps failed"; exit 1; }
+log "ready (OpenCV $opencv_version, Node ABI $node_abi; apps built in packages/*/dist)"

@@ -2,7 +2,7 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import net from 'node:net';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
-import { openRecorder } from '@camstream/opencv';
+import { loadOpenCV, openRecorder } from '@camstream/opencv';
 import { FakeCamera, freePort, listenOnFreePort, startApp, type AppProcess } from '@camstream/testkit';
 
 // The real commands as a person runs them: separate processes, real TCP, no display.
@@ -50,6 +50,30 @@ it('SIGTERM makes the sender say bye to its receivers and exit 0', async () => {
   expect(summaryOf(receiver)).toMatchObject({ gaps: 0, corrupt: 0 });
 });
 
+it('Ctrl-C on a recording receiver (SIGINT to its process group, as a terminal sends it) finishes the file', async () => {
+  await using sender = startApp('sender', ['--source', 'test', '--size', '320x240', '--port', '0'], { env: headless });
+  const port = await listeningPort(sender);
+  const file = path.join(workDir, 'ctrl-c.avi');
+  await using receiver = startApp('receiver', [`127.0.0.1:${port}`, '--display', 'off', '--no-reconnect', '--stats-json', '--record', file], { env: headless });
+  await receiver.waitForLine(/"kind":"interval".*"frames":[1-9]/, { stream: 'stdout' });
+  // The recorder's child process is in the receiver's group: the signal reaches it too.
+  receiver.signal('SIGINT');
+  expect(await receiver.waitForExit(20_000)).toEqual({ code: 0, signal: null });
+  const written = Number(/recorded (\d+) frames to /.exec(receiver.stderrLines.join('\n'))?.[1]);
+  expect(written).toBeGreaterThan(0);
+  const cv = loadOpenCV();
+  const capture = new cv.VideoCapture(file);
+  try {
+    // A finished AVI has its index: the frame count is known before reading, and every frame reads.
+    expect(capture.get(cv.CAP_PROP_FRAME_COUNT)).toBe(written);
+    let read = 0;
+    while (!capture.read().empty) read++;
+    expect(read).toBe(written);
+  } finally {
+    capture.release();
+  }
+});
+
 it('a video file plays to the first receiver, then ends the stream cleanly', async () => {
   const file = path.join(workDir, 'clip.avi');
   const camera = new FakeCamera({ width: 320, height: 240, fps: 0, frames: 45 });
@@ -66,6 +90,18 @@ it('a video file plays to the first receiver, then ends the stream cleanly', asy
   expect(receiver.stderrLines.join('\n')).toMatch(/the sender said bye: end of stream/);
   expect(summaryOf(receiver)).toMatchObject({ frames: 45, gaps: 0, corrupt: 0 });
   expect(sender.stderrLines.join('\n')).toMatch(/320x240 @ 30 fps/);
+});
+
+it('--help answers from the bundle alone: no OpenCV, no libjpeg-turbo, no network or crypto code', async () => {
+  for (const app of ['sender', 'receiver'] as const) {
+    // NODE_DEBUG=module lists every require on stderr: builtins, and the addons left out of the bundle.
+    await using help = startApp(app, ['--help'], { env: { ...headless, NODE_DEBUG: 'module' } });
+    expect((await help.waitForExit(20_000)).code).toBe(0);
+    expect(help.stdoutLines[0]).toMatch(new RegExp(`^Usage: camstream-${app} `));
+    const requires = help.stderrLines.filter((line) => line.includes('Module._load REQUEST')).join('\n');
+    expect(requires).toMatch(new RegExp(`dist/camstream-${app}\\.js`));
+    expect(requires).not.toMatch(/opencv|jpeg-turbo|node:(net|tls|crypto|http|child_process)\b/);
+  }
 });
 
 describe('clear errors, non-zero exit, nothing left running', () => {

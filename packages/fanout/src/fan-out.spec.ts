@@ -42,6 +42,14 @@ class TestOutlet implements Outlet<Frame> {
   }
 }
 
+async function until(condition: () => boolean, what: string): Promise<void> {
+  const deadline = Date.now() + 10_000;
+  while (!condition()) {
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((resolve) => setTimeout(resolve, 1));
+  }
+}
+
 describe('FanOut', () => {
   const codec = new OpenCVCodec();
   const ladder = rungLadder('jpeg', 320, 240, 80);
@@ -107,6 +115,26 @@ describe('FanOut', () => {
     await second.taken;
     expect(settled).toBe(true);
     expect(slow.dropped.map((f) => f.seq)).toEqual([2]);
+  });
+
+  it('sends each rung as soon as it is encoded: rung 0 does not wait for a slow scaled rung', async () => {
+    let releaseResize!: () => void;
+    const resizeGate = new Promise<void>((resolve) => (releaseResize = resolve));
+    const resize = jest.spyOn(codec, 'resize').mockImplementation(async (image, width, height) => {
+      await resizeGate;
+      return { width, height, channels: 3, data: Buffer.alloc(width * height * 3, image.data[0]) };
+    });
+    const full = new TestOutlet(0);
+    const scaled = new TestOutlet(5);
+    fanOut.add(full);
+    fanOut.add(scaled);
+    const publishing = publish(1);
+    await until(() => full.written.length === 1, 'rung 0 to go out');
+    expect(scaled.written).toEqual([]);
+    releaseResize();
+    await publishing;
+    expect(scaled.written.map((f) => f.rung)).toEqual([5]);
+    resize.mockRestore();
   });
 
   it('measures each rung it encodes and scales its estimate for the others', async () => {

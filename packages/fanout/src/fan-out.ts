@@ -45,6 +45,33 @@ export interface Published<P> {
   readonly taken: Promise<void>;
 }
 
+/** Settles `taken` once one holder took the frame, or every holder let it go. */
+class DeliveryCount {
+  readonly taken: Promise<void>;
+  private resolve!: () => void;
+  private done = false;
+
+  constructor(private holders: number) {
+    this.taken = new Promise<void>((resolve) => (this.resolve = resolve));
+    if (holders === 0) this.finish();
+  }
+
+  settle(taken: boolean): void {
+    this.holders--;
+    if (taken || this.holders <= 0) this.finish();
+  }
+
+  private finish(): void {
+    if (this.done) return;
+    this.done = true;
+    this.resolve();
+  }
+}
+
+function* outletsOf<P>(chosen: ReadonlyMap<Outlet<P>, number>, rung: number): Iterable<Outlet<P>> {
+  for (const [outlet, r] of chosen) if (r === rung) yield outlet;
+}
+
 /** Weight of the newest frame in each rung's average size. */
 const SIZE_SMOOTHING = 0.1;
 
@@ -109,46 +136,47 @@ export class FanOut<P> {
     // Each outlet's rung is decided before encoding, so it gets exactly a rung that was encoded.
     const chosen = new Map<Outlet<P>, number>();
     for (const outlet of this.outlets) chosen.set(outlet, outlet.chooseRung(now, (r) => this.rungBitrate(r)));
-    const started = this.now();
-    const rungs = await this.options.encoder.encode(published.image, new Set(chosen.values()), published.encodedTop);
-    const encodeMs = this.now() - started;
+    const delivery = new DeliveryCount(chosen.size);
+    const pending = this.options.encoder.encodeEach(published.image, new Set(chosen.values()), published.encodedTop);
+    const rungs = new Map<number, EncodedRung>();
     const frames = new Map<number, P>();
-    for (const [rung, encoded] of rungs) {
+    // Each rung goes out as soon as it is encoded: the full-size rung never waits for a scaled one.
+    const delivered = [...pending].map(async ([rung, encoding]) => {
+      let encoded: EncodedRung;
+      try {
+        encoded = await encoding;
+      } catch (error) {
+        for (const _outlet of outletsOf(chosen, rung)) delivery.settle(false);
+        throw error;
+      }
+      rungs.set(rung, encoded);
       const previous = this.bytesPerFrame.get(rung);
       const bytes = encoded.payload.length;
       this.bytesPerFrame.set(rung, previous === undefined ? bytes : previous + SIZE_SMOOTHING * (bytes - previous));
-      frames.set(rung, this.options.prepare(encoded, published));
-    }
-    return { rungs, frames, encodeMs, taken: this.deliver(chosen, frames) };
-  }
-
-  private deliver(chosen: Map<Outlet<P>, number>, frames: Map<number, P>): Promise<void> {
-    let holders = 0;
-    let settleTaken!: () => void;
-    const taken = new Promise<void>((resolve) => (settleTaken = resolve));
-    let done = false;
-    const finish = () => {
-      if (!done) {
-        done = true;
-        settleTaken();
+      const frame = this.options.prepare(encoded, published);
+      frames.set(rung, frame);
+      for (const outlet of outletsOf(chosen, rung)) {
+        // An outlet that left while the frame was being encoded gets nothing.
+        if (!this.outlets.has(outlet)) {
+          delivery.settle(false);
+          continue;
+        }
+        let settled = false;
+        outlet.offer({
+          frame,
+          settle: (taken) => {
+            if (settled) return;
+            settled = true;
+            delivery.settle(taken);
+          },
+        });
       }
-    };
-    // An outlet that left while the frame was being encoded gets nothing.
-    const present = [...chosen].filter(([outlet]) => this.outlets.has(outlet));
-    holders = present.length;
-    for (const [outlet, rung] of present) {
-      let settled = false;
-      outlet.offer({
-        frame: frames.get(rung)!,
-        settle: (wasTaken) => {
-          if (settled) return;
-          settled = true;
-          holders--;
-          if (wasTaken || holders === 0) finish();
-        },
-      });
-    }
-    if (holders === 0) finish();
-    return taken;
+    });
+    const started = this.now();
+    const results = await Promise.allSettled(delivered);
+    const encodeMs = this.now() - started;
+    const failed = results.find((r): r is PromiseRejectedResult => r.status === 'rejected');
+    if (failed) throw failed.reason;
+    return { rungs, frames, encodeMs, taken: delivery.taken };
   }
 }

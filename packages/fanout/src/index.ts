@@ -7,7 +7,9 @@
 export { LatestWinsWriter } from './latest-wins-writer';
 export type { LatestWinsWriterOptions } from './latest-wins-writer';
 export { RungChooser } from './adaptation';
-export type { AdaptationOptions } from './adaptation';
+export type { AdaptationOptions, LinkEstimate } from './adaptation';
+export { AdaptiveOutlet } from './adaptive-outlet';
+export type { AdaptiveOutletOptions, FlowGate } from './adaptive-outlet';
 export { rungLadder, relativeRungSize, RungEncoder } from './rungs';
 export type { RungSpec, EncodedRung } from './rungs';
 export { FanOut } from './fan-out';

@@ -30,9 +30,9 @@ export function rungLadder(encoding: Encoding, width: number, height: number, qu
     { ...scaled(0.5), quality: q(0.5) },
     { ...scaled(0.25), quality: q(0.75) },
   ];
-  // Tiny streams: drop rungs that would be smaller than 16 pixels a side, or repeat a rung.
+  // Tiny streams: leave out lower rungs that would be smaller than 16 pixels a side, or repeat a rung.
   return steps.filter(
-    (rung, i) => rung.width >= 16 && rung.height >= 16 && steps.findIndex((r) => sameRung(r, rung)) === i,
+    (rung, i) => i === 0 || (rung.width >= 16 && rung.height >= 16 && steps.findIndex((r) => sameRung(r, rung)) === i),
   );
 }
 
@@ -86,10 +86,26 @@ export class RungEncoder {
     if (ladder.length === 0) throw new RangeError('a ladder needs at least rung 0');
   }
 
+  /** Encodes every rung asked for; resolves once all are done. */
   async encode(image: RawImage, rungs: Iterable<number>, encodedTop?: Buffer): Promise<Map<number, EncodedRung>> {
+    const pending = this.encodeEach(image, rungs, encodedTop);
+    const encoded = await Promise.all(pending.values());
+    return new Map(encoded.map((e) => [e.rung, e]));
+  }
+
+  /**
+   * Starts every rung asked for at once and hands back one promise per rung, so that a rung can go
+   * out as soon as it is ready, without waiting for slower ones (a full-size rung is not held up
+   * by a scaled one).
+   */
+  encodeEach(image: RawImage, rungs: Iterable<number>, encodedTop?: Buffer): Map<number, Promise<EncodedRung>> {
     const wanted = [...new Set(rungs)].sort((a, b) => a - b);
+    for (const rung of wanted) {
+      if (this.ladder[rung] === undefined) throw new RangeError(`no rung ${rung}: the ladder has ${this.ladder.length}`);
+    }
     const scaledBySize = new Map<string, Promise<RawImage>>();
     const scaled = (spec: RungSpec): Promise<RawImage> => {
+      if (spec.width === image.width && spec.height === image.height) return Promise.resolve(image);
       const key = `${spec.width}x${spec.height}`;
       let pending = scaledBySize.get(key);
       if (!pending) {
@@ -98,16 +114,13 @@ export class RungEncoder {
       }
       return pending;
     };
-    const encoded = await Promise.all(
-      wanted.map(async (rung): Promise<EncodedRung> => {
-        const spec = this.ladder[rung];
-        if (spec === undefined) throw new RangeError(`no rung ${rung}: the ladder has ${this.ladder.length}`);
-        if (rung === 0 && encodedTop) return { rung, width: spec.width, height: spec.height, payload: encodedTop };
-        const source = await scaled(spec);
-        const payload = await this.codec.encode(source, this.encoding, spec.quality === undefined ? {} : { quality: spec.quality });
-        return { rung, width: spec.width, height: spec.height, payload };
-      }),
-    );
-    return new Map(encoded.map((e) => [e.rung, e]));
+    const encodeRung = async (rung: number): Promise<EncodedRung> => {
+      const spec = this.ladder[rung]!;
+      if (rung === 0 && encodedTop) return { rung, width: spec.width, height: spec.height, payload: encodedTop };
+      const source = await scaled(spec);
+      const payload = await this.codec.encode(source, this.encoding, spec.quality === undefined ? {} : { quality: spec.quality });
+      return { rung, width: spec.width, height: spec.height, payload };
+    };
+    return new Map(wanted.map((rung) => [rung, encodeRung(rung)]));
   }
 }

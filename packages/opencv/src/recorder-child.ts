@@ -7,13 +7,16 @@
  * - loading the addon in a worker_thread re-initialises its class templates, after which the
  *   main thread's Mats fail every type check ("expected argument 0 to be of type Mat").
  * So the writer lives in a process of its own. Bonus: if the parent dies, the child sees its
- * stdin close and still finishes the file.
+ * stdin close and still finishes the file. For that reason it ignores SIGINT and SIGHUP: Ctrl-C
+ * (or closing the terminal) signals the whole process group, and a child that died of it would
+ * leave a file without its index while the parent reports the frames as recorded.
  *
  * Loading OpenCV takes the child 1-2 s here, so it can be started before the stream's size is
  * known (RecorderProcess) and told what to open later: the open settings come first on stdin.
  *
  * Plain JavaScript run with `node -e`, so it needs no TypeScript loader. argv[1] is JSON
- * [addonPath, buildLogPath] with absolute paths.
+ * [bindingPath], an absolute path: it loads only the native binding (everything it uses is
+ * native), not the package's main module (see loadOpenCV).
  *
  * stdin:  one line of JSON [path, fourcc, fps, width, height] (absolute path), then frames, each
  *         a 12-byte header (width, height, byte length: u32 LE) then BGR bytes.
@@ -22,7 +25,7 @@
  *         or "error <stage> <JSON message>" (stage: load, open, write).
  */
 
-export type RecorderChildArgs = [addonPath: string, buildLogPath: string | null];
+export type RecorderChildArgs = [bindingPath: string];
 export type RecorderOpenSettings = [path: string, fourcc: string, fps: number, width: number, height: number];
 
 /** The first thing the child reads: what to open. */
@@ -42,15 +45,15 @@ export function frameHeader(width: number, height: number, byteLength: number): 
 
 export const RECORDER_CHILD_SOURCE = `
 'use strict';
-const [addonPath, buildLogPath] = JSON.parse(process.argv[1]);
+const [bindingPath] = JSON.parse(process.argv[1]);
 const reply = (line) => process.stdout.write(line + '\\n');
 const fail = (stage, thrown) => reply('error ' + stage + ' ' + JSON.stringify(thrown instanceof Error ? thrown.message : String(thrown)));
+// The file ends when the parent closes stdin (or dies), not on the terminal's signals.
+process.on('SIGINT', () => {});
+process.on('SIGHUP', () => {});
 let cv;
 try {
-  // As in loadOpenCV: silence @u4/opencv-build's Info lines while the addon loads.
-  const log = buildLogPath ? require(buildLogPath).Log : undefined;
-  if (log) log.silence = true;
-  cv = require(addonPath);
+  cv = require(bindingPath);
 } catch (thrown) {
   fail('load', thrown);
   process.exit(3);

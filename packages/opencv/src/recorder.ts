@@ -66,7 +66,7 @@ function spawnRecorderChild(): SpawnedChild {
   } catch (err) {
     throw new OpenCVNotAvailableError(err);
   }
-  const args: RecorderChildArgs = [modules.addon, modules.buildLog ?? null];
+  const args: RecorderChildArgs = [modules.binding];
   // The child needs none of our preloads (ts-node and the like): just Node and the addon.
   const env = { ...process.env };
   delete env['NODE_OPTIONS'];

@@ -62,14 +62,15 @@ export function formatClock(wallMs: number): string {
  * and the frame number and wall clock in a box at the top left. A frame costs one copy of the
  * background into the frame's own Buffer plus a few small drawings (about 1 ms at 720p);
  * there is no getData copy because OpenCV draws straight into that Buffer.
+ *
+ * Its size and rate are known without OpenCV, so the background is drawn (and OpenCV loaded,
+ * about half a second on a small machine) at the first read, not in the constructor: a sender
+ * can listen and announce the stream while that happens.
  */
 export class TestPatternSource implements FrameSource {
   readonly info: SourceInfo;
-  private readonly layout: TestPatternLayout;
   private readonly pacer: FramePacer;
-  private readonly background: Mat;
-  /** The background Mat wraps these bytes; keeping them referenced keeps them alive. */
-  private readonly backgroundBytes: Buffer;
+  private scene: { layout: TestPatternLayout; background: Mat; backgroundBytes: Buffer } | undefined;
   private frameNumber = 0;
   private closed = false;
   /** Frames handed back by the pump once encoded: a few are in flight at once. */
@@ -81,12 +82,7 @@ export class TestPatternSource implements FrameSource {
     }
     if (!Number.isFinite(fps) || fps < 0) throw new RangeError(`test pattern fps must be 0 or more, got ${fps}`);
     this.info = { description: 'test pattern', width, height, fps, live: true };
-    this.layout = testPatternLayout(width, height);
     this.pacer = new FramePacer(fps);
-    this.backgroundBytes = renderBackground(width, height);
-    const cv = loadOpenCV();
-    this.background = new cv.Mat(height, width, cv.CV_8UC3, this.backgroundBytes);
-    this.drawCaption(fps);
   }
 
   async read(): Promise<CapturedFrame | null> {
@@ -109,9 +105,10 @@ export class TestPatternSource implements FrameSource {
   private render(frameNumber: number, wallMs: number) {
     const cv = loadOpenCV();
     const { width, height } = this.info;
+    const { layout, background } = (this.scene ??= this.drawScene());
     const data = this.buffers.take(width * height * 3);
     const frame = new cv.Mat(height, width, cv.CV_8UC3, data);
-    this.background.copyTo(frame);
+    background.copyTo(frame);
 
     // A bar that crosses the picture in about 4 s at the nominal rate.
     const nominalFps = this.info.fps || TEST_PATTERN_DEFAULTS.fps;
@@ -127,7 +124,7 @@ export class TestPatternSource implements FrameSource {
     const ballY = Math.round(height / 2 + Math.sin(phase * 2 * Math.PI * 1.3) * (height / 2 - radius));
     frame.drawCircle(new cv.Point2(ballX, ballY), radius, new cv.Vec3(0, 140, 255), -1, cv.LINE_AA);
 
-    const { textBox, frameNumberBox, clockBox, fontScale, thickness } = this.layout;
+    const { textBox, frameNumberBox, clockBox, fontScale, thickness } = layout;
     frame.drawRectangle(new cv.Point2(textBox.x, textBox.y), new cv.Point2(textBox.x + textBox.width - 1, textBox.y + textBox.height - 1), new cv.Vec3(24, 24, 24), -1);
     const white = new cv.Vec3(255, 255, 255);
     const baselineOf = (box: Box) => new cv.Point2(box.x, box.y + box.height - thickness - Math.round(box.height * 0.2));
@@ -136,14 +133,21 @@ export class TestPatternSource implements FrameSource {
     return { width, height, channels: 3, data };
   }
 
-  /** Static caption along the bottom, above the colour bars: size and rate do not change. */
-  private drawCaption(fps: number): void {
+  /**
+   * What does not change from frame to frame: the text layout, and the background with a
+   * caption along the bottom, above the colour bars (size and rate). The background Mat wraps
+   * backgroundBytes; keeping them referenced keeps them alive.
+   */
+  private drawScene() {
     const cv = loadOpenCV();
-    const { width, height } = this.info;
-    const { fontScale, thickness } = this.layout;
+    const { width, height, fps } = this.info;
+    const layout = testPatternLayout(width, height);
+    const backgroundBytes = renderBackground(width, height);
+    const background = new cv.Mat(height, width, cv.CV_8UC3, backgroundBytes);
     const text = `camstream test pattern ${width}x${height} @ ${fps || 'max'} fps`;
     const barsTop = height - Math.round(height / 8);
-    this.background.putText(text, new cv.Point2(Math.round(width / 40), barsTop - Math.round(height / 40)), cv.FONT_HERSHEY_SIMPLEX, fontScale * 0.6, new cv.Vec3(255, 255, 255), thickness, cv.LINE_AA);
+    background.putText(text, new cv.Point2(Math.round(width / 40), barsTop - Math.round(height / 40)), cv.FONT_HERSHEY_SIMPLEX, layout.fontScale * 0.6, new cv.Vec3(255, 255, 255), layout.thickness, cv.LINE_AA);
+    return { layout, background, backgroundBytes };
   }
 }
 

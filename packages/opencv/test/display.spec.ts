@@ -107,10 +107,13 @@ describe('openWindow without a display', () => {
 });
 
 describe('loading OpenCV', () => {
-  it('waits for first use and prints nothing (the addon\'s Info lines are silenced)', async () => {
+  it('waits for first use (a test pattern\'s first frame), prints nothing, skips @u4/opencv-build (250 ms, Info lines)', async () => {
     const result = await runAdapterChild(['load'], process.env);
     expect(result.stderr).toBe('');
-    expect(result.stdout).toBe('loaded-on-import=false\nversion=4.6\nmemoized=true\n');
+    expect(result.stdout).toBe(
+      'loaded-on-import=false\nloaded-by-test-pattern=false (1280x720)\nloaded-by-first-frame=true\n' +
+        'version=4.6\nmemoized=true\nopencv-build-loaded=false\n',
+    );
     expect(result.code).toBe(0);
   });
 });

@@ -144,6 +144,19 @@ describe('MessageDecoder.payloadTarget: reading straight into the destination', 
     expect(() => decoder.payloadWritten(6000)).toThrow(ChecksumError);
   });
 
+  it('after stop(), offers no target and decodes nothing more: the half-filled destination is dropped', () => {
+    const pool = new RecordingPool();
+    const decoder = new MessageDecoder({ payloadBuffers: pool, pooledPayloadMinBytes: 1, maxFrameBytes: LIMIT });
+    const bytes = frameBytes(3, 6000);
+    decoder.push(bytes.subarray(0, bytes.length - 3000));
+    expect(decoder.payloadTarget()).toBeDefined();
+    decoder.stop();
+    expect(decoder.payloadTarget()).toBeUndefined();
+    expect(decoder.payloadWritten(3000)).toEqual([]);
+    expect(decoder.bufferedBytes).toBe(0);
+    expect(pool.given).toEqual([]);
+  });
+
   it('refuses to be told of more bytes than the payload has left', () => {
     const decoder = new MessageDecoder({ payloadBuffers: new RecordingPool(), pooledPayloadMinBytes: 1, maxFrameBytes: LIMIT });
     const bytes = frameBytes(3, 6000);

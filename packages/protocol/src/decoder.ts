@@ -115,6 +115,7 @@ export class MessageDecoder {
   private payloadLength = 0;
   private header: Header | undefined;
   private error: ProtocolError | undefined;
+  private isStopped = false;
 
   private readonly payloadBuffers: PayloadBuffers | undefined;
   private readonly pooledPayloadMinBytes: number;
@@ -154,14 +155,17 @@ export class MessageDecoder {
    *
    * With `onMessage`, each message is handed over as soon as it is complete, before the next one
    * is read (and push returns none): a limit set in the callback, e.g. limitFrameBytes after a
-   * hello, then applies to the very next message even when both arrived in one chunk.
+   * hello, then applies to the very next message even when both arrived in one chunk. A callback
+   * that rejects the message calls stop() (or throws: the exception leaves push and stops the
+   * decoder too), and the bytes after that message are never decoded.
    *
    * `receivedAt` (ms, any clock) is when the chunk arrived; with it, messages carry `arrival`.
    */
   push(chunk: Buffer, onMessage?: (message: Message) => void, receivedAt?: number): Message[] {
     if (this.error) throw this.error;
     const messages: Message[] = [];
-    const deliver = onMessage ?? ((message: Message) => void messages.push(message));
+    if (this.isStopped) return messages;
+    const deliver = onMessage ? this.guarded(onMessage) : (message: Message) => void messages.push(message);
     if (chunk.length === 0) return messages;
     // Drop the cleared slots once they are half the list: amortised O(1) per chunk.
     if (this.first > 0 && this.first * 2 >= this.chunks.length) {
@@ -175,11 +179,27 @@ export class MessageDecoder {
     try {
       this.decodeBuffered(deliver);
     } catch (err) {
-      if (err instanceof ProtocolError) this.fail(err);
+      // An exception from onMessage has stopped the decoder already: it is not a decoding error.
+      if (err instanceof ProtocolError && !this.isStopped) this.fail(err);
       throw err;
     }
     if (this.reusesChunks) this.keepCopyOf(chunk);
     return messages;
+  }
+
+  /**
+   * Decodes nothing more, e.g. once the session has rejected a message (PROTOCOL.md section 4,
+   * failure) or read a bye. Called from onMessage, the push under way returns right after that
+   * message. Later pushes return no messages and hold no bytes; the held bytes are let go.
+   */
+  stop(): void {
+    this.isStopped = true;
+    this.release();
+  }
+
+  /** True once stop() was called (or onMessage threw). */
+  get stopped(): boolean {
+    return this.isStopped;
   }
 
   /**
@@ -188,7 +208,7 @@ export class MessageDecoder {
    * kernel's. Undefined otherwise: push() the bytes.
    */
   payloadTarget(): Buffer | undefined {
-    if (this.state !== 'pooledPayload' || this.error) return undefined;
+    if (this.state !== 'pooledPayload' || this.error || this.isStopped) return undefined;
     return this.target!.subarray(this.targetFilled, this.payloadLength);
   }
 
@@ -198,12 +218,13 @@ export class MessageDecoder {
    */
   payloadWritten(bytes: number, onMessage?: (message: Message) => void, receivedAt?: number): Message[] {
     if (this.error) throw this.error;
+    if (this.isStopped) return [];
     if (this.state !== 'pooledPayload') throw new Error('payloadWritten() without a payloadTarget()');
     if (!Number.isInteger(bytes) || bytes < 0 || bytes > this.payloadLength - this.targetFilled) {
       throw new RangeError(`payloadWritten(${bytes}): the payload has ${this.payloadLength - this.targetFilled} bytes left`);
     }
     const messages: Message[] = [];
-    const deliver = onMessage ?? ((message: Message) => void messages.push(message));
+    const deliver = onMessage ? this.guarded(onMessage) : (message: Message) => void messages.push(message);
     if (bytes === 0) return messages;
     this.targetCrc = this.verifyChecksum ? crc32(this.target!.subarray(this.targetFilled, this.targetFilled + bytes), this.targetCrc) : 0;
     this.targetFilled += bytes;
@@ -211,7 +232,7 @@ export class MessageDecoder {
     try {
       this.decodeBuffered(deliver);
     } catch (err) {
-      if (err instanceof ProtocolError) this.fail(err);
+      if (err instanceof ProtocolError && !this.isStopped) this.fail(err);
       throw err;
     }
     return messages;
@@ -232,9 +253,22 @@ export class MessageDecoder {
     return this.error;
   }
 
+  /** onMessage, stopping the decoder if it throws. */
+  private guarded(onMessage: (message: Message) => void): (message: Message) => void {
+    return (message) => {
+      try {
+        onMessage(message);
+      } catch (err) {
+        this.stop();
+        throw err;
+      }
+    };
+  }
+
   /** The state machine: each step runs only once all of its bytes are here. */
   private decodeBuffered(deliver: (message: Message) => void): void {
     for (;;) {
+      if (this.isStopped) return;
       switch (this.state) {
         case 'messageLength':
           if (this.buffered < LENGTH_PREFIX_BYTES) return;
@@ -463,7 +497,11 @@ export class MessageDecoder {
 
   private fail(error: ProtocolError): void {
     this.error = error;
-    // Nothing more will be decoded: let go of the bytes held and of the unfinished message.
+    this.release();
+  }
+
+  /** Nothing more will be decoded: lets go of the bytes held and of the unfinished message. */
+  private release(): void {
     this.state = 'messageLength';
     this.chunks.length = 0;
     this.chunkTimes.length = 0;
@@ -471,7 +509,7 @@ export class MessageDecoder {
     this.offset = 0;
     this.buffered = 0;
     this.header = undefined;
-    this.target = undefined; // a failed frame's destination is not given back (see finishPooledPayload)
+    this.target = undefined; // an unfinished or failed payload's destination is not given back (see finishPooledPayload)
     this.targetFilled = 0;
   }
 }

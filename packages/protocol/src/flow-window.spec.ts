@@ -85,3 +85,24 @@ describe('FlowWindow', () => {
     expect(flow.oldestUnackedMs(450)).toBe(300);
   });
 });
+
+describe('FlowWindow delivery cap', () => {
+  it('keeps the window near what was delivered when arrival spans flatter the link (a shaper letting bursts through)', () => {
+    const flow = new FlowWindow({ queueTargetMs: 50 });
+    // Acks say every frame arrived at 10 MB/s, but only one 20 KB frame is acknowledged every 100 ms.
+    let now = 0;
+    for (let seq = 0; seq < 20; seq++) {
+      flow.sent(seq, 20_000, now);
+      now += 100;
+      flow.acked({ seq, spanMs: 2, spanBytes: 20_000 }, now);
+    }
+    expect(flow.capacityBytesPerSecond).toBe(10_000_000);
+    expect(flow.deliveredBytesPerSecond).toBeCloseTo(200_000, -3);
+    // 1.25 x 200 kB/s x (round trip + 50 ms), not 10 MB/s x ...
+    expect(flow.windowBytes).toBeLessThan(1.25 * 200 * (flow.roundTripMs! + 50) + 1);
+  });
+
+  it('has no delivery rate before the first ack', () => {
+    expect(new FlowWindow().deliveredBytesPerSecond).toBeUndefined();
+  });
+});

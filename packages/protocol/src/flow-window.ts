@@ -17,7 +17,7 @@ export interface AckReport {
 }
 
 export interface FlowWindowOptions {
-  /** Queueing delay the window allows on top of the measured round trip, in ms (default 60). */
+  /** Queueing delay the window allows on top of the measured round trip, in ms (default 50). */
   queueTargetMs?: number;
   /** Window before the first measurement, in bytes (default 128 KiB). */
   initialWindowBytes?: number;
@@ -44,6 +44,14 @@ const MIN_MEASURED_SPAN_MS = 2;
 /** The round trip is the minimum over this long, so that a queue does not pass for distance. */
 const RTT_WINDOW_MS = 10_000;
 const MAX_SAMPLES = 64;
+/** The delivery rate is what was acknowledged over this long. */
+const DELIVERY_WINDOW_MS = 300;
+/**
+ * The window is at most this much more than what was delivered lately: arrival spans can flatter a
+ * link whose shaper lets bursts through, the delivered bytes cannot. While the link keeps up it grows
+ * by this factor per delivery window; once it does not, the queue settles near 1.25 x (round trip + target).
+ */
+const DELIVERY_HEADROOM = 1.25;
 
 export class UnexpectedAckError extends Error {
   readonly code = 'ERR_UNEXPECTED';
@@ -60,9 +68,13 @@ export class FlowWindow {
   private capacity: number | undefined;
   private lastAckedSeq = -1;
   private ackedBytesTotal = 0;
+  /** Acknowledged bytes with the time of their ack, over the last DELIVERY_WINDOW_MS. */
+  private readonly deliveries: Array<{ at: number; bytes: number }> = [];
+  private firstAckAt: number | undefined;
+  private lastAckAt: number | undefined;
 
   constructor(options: FlowWindowOptions = {}) {
-    this.queueTargetMs = options.queueTargetMs ?? 60;
+    this.queueTargetMs = options.queueTargetMs ?? 50;
     this.initialWindowBytes = options.initialWindowBytes ?? 128 * 1024;
   }
 
@@ -92,10 +104,27 @@ export class FlowWindow {
     return min;
   }
 
-  /** Unacknowledged bytes allowed: capacity times (round trip + queue target). */
+  /**
+   * Bytes per second acknowledged over the last 300 ms (since the first ack, if more recent):
+   * what the link really delivered, whatever the arrival spans say. Undefined before the first ack.
+   */
+  get deliveredBytesPerSecond(): number | undefined {
+    if (this.firstAckAt === undefined || this.lastAckAt === undefined) return undefined;
+    const span = Math.min(DELIVERY_WINDOW_MS, Math.max(this.lastAckAt - this.firstAckAt, 1));
+    let bytes = 0;
+    for (const d of this.deliveries) if (this.lastAckAt - d.at < span || d.at === this.lastAckAt) bytes += d.bytes;
+    return (bytes / span) * 1000;
+  }
+
+  /**
+   * Unacknowledged bytes allowed: capacity times (round trip + queue target), where the capacity is
+   * the measured one, but no more than 1.25 times what was delivered lately.
+   */
   get windowBytes(): number {
     if (this.capacity === undefined) return this.initialWindowBytes;
-    return Math.ceil(this.capacity * ((this.roundTripMs ?? 0) + this.queueTargetMs));
+    const delivered = this.deliveredBytesPerSecond;
+    const rate = delivered === undefined ? this.capacity : Math.min(this.capacity, (DELIVERY_HEADROOM * delivered) / 1000);
+    return Math.ceil(rate * ((this.roundTripMs ?? 0) + this.queueTargetMs));
   }
 
   /** Whether a frame of `bytes` may go now. One frame may always go when nothing is in flight. */
@@ -122,10 +151,13 @@ export class FlowWindow {
       throw new UnexpectedAckError(`ack for frame ${ack.seq}, which ${why}`);
     }
     const frame = this.inFlight[index]!;
+    let bytes = 0;
     for (const settled of this.inFlight.splice(0, index + 1)) {
       this.inFlightTotal -= settled.bytes;
-      this.ackedBytesTotal += settled.bytes;
+      bytes += settled.bytes;
     }
+    this.ackedBytesTotal += bytes;
+    this.addDelivery(now, bytes);
     this.lastAckedSeq = ack.seq;
     this.addRoundTrip(now, now - frame.sentAt - ack.spanMs);
     this.addCapacity(now, ack, frame.bytes);
@@ -135,6 +167,13 @@ export class FlowWindow {
   oldestUnackedMs(now: number): number {
     const oldest = this.inFlight[0];
     return oldest === undefined ? 0 : now - oldest.sentAt;
+  }
+
+  private addDelivery(now: number, bytes: number): void {
+    this.firstAckAt ??= now;
+    this.lastAckAt = now;
+    this.deliveries.push({ at: now, bytes });
+    while (this.deliveries.length > 1 && now - this.deliveries[0]!.at >= DELIVERY_WINDOW_MS) this.deliveries.shift();
   }
 
   private addRoundTrip(now: number, ms: number): void {

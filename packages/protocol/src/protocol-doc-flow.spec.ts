@@ -26,7 +26,7 @@ function exampleRows(): Row[] {
 
 describe('PROTOCOL.md flow-control example', () => {
   it('is what FlowWindow does, row by row', () => {
-    const flow = new FlowWindow({ queueTargetMs: 60, initialWindowBytes: 131072 });
+    const flow = new FlowWindow(); // the reference settings, as the document says
     let slot: number | undefined;
     let dropped = 0;
     const sent: Array<{ seq: number; dropped: number }> = [];

@@ -1,4 +1,4 @@
-import { z } from 'zod';
+import * as z from 'zod';
 import { PROTOCOL_NAME, PROTOCOL_VERSION } from './constants';
 import { LengthMismatchError, SchemaError, VersionMismatchError } from './errors';
 
@@ -231,11 +231,13 @@ function describeSchemaFailure(value: unknown, error: z.ZodError): string {
   return `invalid ${what}: ${shown.join('; ')}${more}`;
 }
 
+/** One issue in a few hundred characters at most: zod's own message lists every unknown key sent. */
 function describeIssue(root: unknown, issue: z.core.$ZodIssue): string {
-  const where = issue.path.length > 0 ? `${issue.path.join('.')}: ` : '';
-  if (issue.path.length === 0) return `${where}${issue.message}`;
+  const where = issue.path.length > 0 ? `${clip(issue.path.join('.'), MAX_SHOWN_CHARS)}: ` : '';
+  const message = clip(issue.message, 3 * MAX_SHOWN_CHARS);
+  if (issue.path.length === 0) return `${where}${message}`;
   const got = valueAt(root, issue.path);
-  return `${where}${issue.message}${got === undefined ? '' : ` (got ${show(got)})`}`;
+  return `${where}${message}${got === undefined ? '' : ` (got ${show(got)})`}`;
 }
 
 function valueAt(root: unknown, path: readonly PropertyKey[]): unknown {
@@ -247,15 +249,60 @@ function valueAt(root: unknown, path: readonly PropertyKey[]): unknown {
   return current;
 }
 
-/** Renders an untrusted value for an error message, short enough to log. */
+/** How much of an untrusted value an error message quotes. */
+const MAX_SHOWN_CHARS = 60;
+/** Levels of arrays and objects quoted before `[...]` or `{...}`. */
+const MAX_SHOWN_DEPTH = 2;
+/** Elements or keys quoted per array or object. */
+const MAX_SHOWN_ITEMS = 4;
+
+/**
+ * Renders an untrusted value for an error message, short enough to log. The peer chooses the
+ * value: JSON.stringify and String() walk all of it, recursively (a 5,000-deep array overflows
+ * the stack), so only a bounded part is walked here: depth, items and string lengths are capped.
+ */
 function show(value: unknown): string {
-  let text: string;
-  try {
-    text = JSON.stringify(value) ?? String(value);
-  } catch {
-    text = String(value); // bigint, cycles: only reachable from the encoder's callers
+  return clip(render(value, MAX_SHOWN_DEPTH), MAX_SHOWN_CHARS);
+}
+
+function render(value: unknown, depth: number): string {
+  switch (typeof value) {
+    case 'string':
+      return JSON.stringify(clip(value, MAX_SHOWN_CHARS));
+    case 'number':
+    case 'boolean':
+      return JSON.stringify(value);
+    case 'object':
+      if (value === null) return 'null';
+      if (Array.isArray(value)) return renderArray(value, depth);
+      return renderObject(value as Record<string, unknown>, depth);
+    default:
+      return typeof value; // not in parsed JSON
   }
-  return text.length > 60 ? `${text.slice(0, 57)}...` : text;
+}
+
+function renderArray(value: readonly unknown[], depth: number): string {
+  if (depth === 0) return '[...]';
+  const items = value.slice(0, MAX_SHOWN_ITEMS).map((item) => render(item, depth - 1));
+  if (value.length > MAX_SHOWN_ITEMS) items.push('...');
+  return `[${items.join(',')}]`;
+}
+
+function renderObject(value: Record<string, unknown>, depth: number): string {
+  if (depth === 0) return '{...}';
+  const entries: string[] = [];
+  for (const key in value) {
+    if (entries.length === MAX_SHOWN_ITEMS) {
+      entries.push('...');
+      break;
+    }
+    if (Object.hasOwn(value, key)) entries.push(`${JSON.stringify(clip(key, MAX_SHOWN_CHARS))}:${render(value[key], depth - 1)}`);
+  }
+  return `{${entries.join(',')}}`;
+}
+
+function clip(text: string, max: number): string {
+  return text.length > max ? `${text.slice(0, max - 3)}...` : text;
 }
 
 function isPlainObject(value: unknown): value is Record<string, unknown> {

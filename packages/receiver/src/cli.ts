@@ -1,10 +1,6 @@
 import { readFileSync } from 'node:fs';
-import { hasDisplay, OpenCVCodec, RecorderProcess } from '@camstream/opencv';
 import { parseReceiverArgs, RECEIVER_USAGE, UsageError, type ReceiverCliOptions } from './options';
-import { receive } from './receiver';
-import { startBrowserSink } from './sinks/browser';
-import { localSinks } from './sinks/local';
-import { formatStatsLine, ReceiverStats, type StatsSnapshot } from './stats';
+import type { StatsSnapshot } from './stats';
 
 const log = (line: string) => process.stderr.write(`[receiver] ${line}\n`);
 
@@ -32,7 +28,14 @@ export async function run(argv: string[]): Promise<void> {
 }
 
 async function watch(options: ReceiverCliOptions): Promise<number> {
-  const showWindow = decideDisplay(options.display);
+  // Loaded here, not at the top, so that --help and bad options answer without loading the
+  // OpenCV adapter, the protocol or the network code.
+  const { OpenCVCodec, RecorderProcess } = await import('@camstream/opencv');
+  const { receive } = await import('./receiver');
+  const { formatStatsLine, ReceiverStats } = await import('./stats');
+  const { localSinks } = await import('./sinks/local');
+  const { startBrowserSink } = await import('./sinks/browser');
+  const showWindow = await decideDisplay(options.display);
   // Loading OpenCV in the recording process takes a second or two: start it now, while we connect.
   const recorderProcess = options.record ? RecorderProcess.start() : undefined;
   const stats = new ReceiverStats();
@@ -67,8 +70,7 @@ async function watch(options: ReceiverCliOptions): Promise<number> {
       name: options.name,
       codec,
       openSinks: local.open,
-      // The browser keeps JPEG payloads (onFrameKeepsPayload defaults to true).
-      ...(browser ? { lastingSinks: [browser.sink], onFrame: browser.onFrame } : {}),
+      ...(browser ? { lastingSinks: [browser.sink], onFrame: browser.onFrame, onFrameKeepsPayload: browser.keepsPayload } : {}),
       ...(options.frames === undefined ? {} : { maxFrames: options.frames }),
       reconnect: options.reconnect,
       maxStreamSize: options.maxSize,
@@ -95,9 +97,11 @@ async function watch(options: ReceiverCliOptions): Promise<number> {
 }
 
 /** Never let OpenCV open a window without a display: Qt would abort the whole process. */
-function decideDisplay(mode: ReceiverCliOptions['display']): boolean {
+async function decideDisplay(mode: ReceiverCliOptions['display']): Promise<boolean> {
   if (mode === 'off') return false;
-  const available = hasDisplay();
+  // The asynchronous probe: hasDisplay() would start a child process to do the same.
+  const { probeDisplay } = await import('@camstream/opencv');
+  const { available } = await probeDisplay();
   if (mode === 'on' && !available) {
     throw new Error('--display on, but no display is available (DISPLAY is not set or the X server does not answer)');
   }

@@ -22,6 +22,14 @@ describe('parseReceiverArgs', () => {
     expect(() => parseReceiverArgs(['a', 'b'])).toThrow(/at most one HOST/);
   });
 
+  it('gives the range, not a parser message, for a negative number after any numeric option', () => {
+    expect(() => parseReceiverArgs(['--port', '-1'])).toThrow(/^--port "-1": must be between 1 and 65535$/);
+    expect(() => parseReceiverArgs(['--http', '-8080'])).toThrow(/^--http "-8080": must be between 0 and 65535$/);
+    expect(() => parseReceiverArgs(['--frames', '-5'])).toThrow(/^--frames "-5": must be at least 1$/);
+    expect(() => parseReceiverArgs(['--duration', '-2.5'])).toThrow(/^--duration "-2.5": must be more than 0$/);
+    expect(() => parseReceiverArgs(['--duration=-1'])).toThrow(/^--duration "-1": must be more than 0$/);
+  });
+
   it('parses the script options', () => {
     expect(parseReceiverArgs(['--frames', '25', '--duration', '2.5', '--no-reconnect', '--record', 'x.avi', '--stats-json'])).toMatchObject({
       frames: 25,

@@ -1,6 +1,6 @@
 import { parseArgs } from 'node:util';
 import { hostname } from 'node:os';
-import { z } from 'zod';
+import * as z from 'zod';
 
 export const RECEIVER_USAGE = `Usage: camstream-receiver [options] [HOST[:PORT]]
 
@@ -37,28 +37,32 @@ Keys in the window: q or Esc quits; so does closing the window.
 
 export class UsageError extends Error {}
 
-const positiveInt = z.string().regex(/^\d+$/, 'expected a whole number').transform(Number).refine((n) => n >= 1, 'must be at least 1');
+/** Options that take a number: a negative one gets the range message. */
+const NUMERIC_OPTIONS = new Set(['--port', '--http', '--frames', '--duration']);
+
+// Minus signs pass the patterns so that -1 is told the range, like any other number outside it.
+const positiveInt = z.string().regex(/^-?\d+$/, 'expected a whole number').transform(Number).refine((n) => n >= 1, 'must be at least 1');
 
 const receiverOptionsSchema = z.object({
   host: z.string().min(1),
   port: z
     .string()
-    .regex(/^\d+$/, 'expected a whole number')
+    .regex(/^-?\d+$/, 'expected a whole number')
     .transform(Number)
     .refine((n) => n >= 1 && n <= 65535, 'must be between 1 and 65535'),
   display: z.enum(['auto', 'on', 'off']),
   record: z.string().min(1).optional(),
   http: z
     .string()
-    .regex(/^\d+$/, 'expected a port number')
+    .regex(/^-?\d+$/, 'expected a port number')
     .transform(Number)
-    .refine((n) => n <= 65535, 'must be between 0 and 65535')
+    .refine((n) => n >= 0 && n <= 65535, 'must be between 0 and 65535')
     .optional(),
   'http-host': z.string().min(1),
   frames: positiveInt.optional(),
   duration: z
     .string()
-    .regex(/^\d+(\.\d+)?$/, 'expected a number of seconds')
+    .regex(/^-?\d+(\.\d+)?$/, 'expected a number of seconds')
     .transform(Number)
     .refine((n) => n > 0, 'must be more than 0')
     .optional(),
@@ -107,7 +111,7 @@ export function parseReceiverArgs(argv: string[], env: NodeJS.ProcessEnv = proce
   let parsedArgs;
   try {
     parsedArgs = parseArgs({
-      args: argv,
+      args: joinNegativeNumbers(argv, NUMERIC_OPTIONS),
       strict: true,
       allowPositionals: true,
       options: {
@@ -189,4 +193,25 @@ function splitHostPort(target: string): { host?: string; port?: string } {
 
 function defaultName(): string {
   return `${process.env.USER ?? 'receiver'}@${hostname()}`.slice(0, 200);
+}
+
+/**
+ * node's parseArgs reads `--fps -1` as --fps followed by an option named -1 and fails with a
+ * message about option syntax. A negative number right after a numeric option is joined to it
+ * (`--fps=-1`), so that the option's own check says what range it takes.
+ */
+function joinNegativeNumbers(argv: readonly string[], numericOptions: ReadonlySet<string>): string[] {
+  const joined: string[] = [];
+  for (let i = 0; i < argv.length; i++) {
+    const arg = argv[i]!;
+    if (arg === '--') return [...joined, ...argv.slice(i)];
+    const next = argv[i + 1];
+    if (numericOptions.has(arg) && next !== undefined && /^-\d/.test(next)) {
+      joined.push(`${arg}=${next}`);
+      i++;
+    } else {
+      joined.push(arg);
+    }
+  }
+  return joined;
 }

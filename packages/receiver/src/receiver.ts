@@ -19,12 +19,15 @@ export interface ReceiverOptions {
   lastingSinks?: FrameSink[];
   /**
    * Sees every checked frame before decoding, e.g. to forward JPEG payloads untouched. It may keep
-   * the payload (it is then never reused), unless `onFrameKeepsPayload` is false: then the payload
-   * may be a pooled buffer that is overwritten once the frame is done, and must not be kept.
+   * the payload (it is then never reused), unless `onFrameKeepsPayload` says it does not: then the
+   * payload may be a pooled buffer that is overwritten once the frame is done, and must not be kept.
    */
   onFrame?: (header: FrameHeader, payload: Buffer) => void;
-  /** Default true: onFrame may keep payloads. False lets payloads land in reused buffers (raw frames: no page faults). */
-  onFrameKeepsPayload?: boolean;
+  /**
+   * Whether onFrame keeps a frame's payload (default true, for every frame). False, or false for
+   * some frames, lets those payloads land in reused buffers (a raw frame then costs no page faults).
+   */
+  onFrameKeepsPayload?: boolean | ((header: FrameHeader) => boolean);
   /** Frames decoded at once when they arrive faster than one decode takes (default: cores, at most 4). */
   decodeConcurrency?: number;
   /** Stop after this many frames were received and checked. */
@@ -85,7 +88,9 @@ export async function receive(options: ReceiverOptions): Promise<ReceiverResult>
     log,
     stoppedWith,
   });
-  const reusePayloads = options.onFrame === undefined || options.onFrameKeepsPayload === false;
+  const keepsPayload = options.onFrameKeepsPayload ?? true;
+  /** A payload may go back to the pool unless onFrame keeps it. */
+  const reusable = (header: FrameHeader) => options.onFrame === undefined || (typeof keepsPayload === 'function' ? !keepsPayload(header) : !keepsPayload);
 
   try {
     const end = await keepConnected(
@@ -115,7 +120,7 @@ export async function receive(options: ReceiverOptions): Promise<ReceiverResult>
               stats.frameReceived({ payloadBytes: payload.length, ...checks });
               options.onFrame?.(header, payload);
               received++;
-              pipeline.offer({ header, payload, pooled: checks.pooled && reusePayloads, rung: checks.rung });
+              pipeline.offer({ header, payload, pooled: checks.pooled && reusable(header), rung: checks.rung });
               if (options.maxFrames !== undefined && received >= options.maxFrames) done.abort();
             },
           },

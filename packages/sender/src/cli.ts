@@ -1,12 +1,7 @@
-import { X509Certificate } from 'node:crypto';
 import { existsSync, readFileSync } from 'node:fs';
 import type { Display } from '@camstream/media';
-import { hasDisplay, OpenCVCodec, openSource, openWindow } from '@camstream/opencv';
 import type { StreamDescription } from '@camstream/protocol';
 import { parseSenderArgs, SENDER_USAGE, UsageError, type SenderOptions } from './options';
-import { pumpFrames } from './pump';
-import { SenderStats } from './stats';
-import { StreamServer } from './stream-server';
 
 const log = (line: string) => process.stderr.write(`[sender] ${line}\n`);
 
@@ -34,12 +29,19 @@ export async function run(argv: string[]): Promise<void> {
 }
 
 async function serve(options: SenderOptions): Promise<number> {
+  // Loaded here, not at the top, so that --help and bad options answer without loading the
+  // OpenCV adapter, the protocol or the network code.
+  const { X509Certificate } = await import('node:crypto');
+  const { OpenCVCodec, openSource, openWindow, probeDisplay } = await import('@camstream/opencv');
+  const { pumpFrames } = await import('./pump');
+  const { SenderStats } = await import('./stats');
+  const { StreamServer } = await import('./stream-server');
   const source = await openSource(resolveSourceSpec(options.source), {
     ...(options.width === undefined ? {} : { width: options.width, height: options.height }),
     ...(options.fps === undefined ? {} : { fps: options.fps }),
     loop: options.loop,
   });
-  let server: StreamServer | undefined;
+  let server: Awaited<ReturnType<typeof StreamServer.listen>> | undefined;
   let preview: Display | undefined;
   const stop = new AbortController();
   try {
@@ -70,7 +72,7 @@ async function serve(options: SenderOptions): Promise<number> {
     process.stdout.write(`LISTENING AT: ${server.address}\n`);
 
     if (options.preview) {
-      if (hasDisplay()) {
+      if ((await probeDisplay()).available) {
         const window = await openWindow('TRANSMITTING VIDEO');
         preview = window;
         void window.closed.then(() => stop.abort());
@@ -102,6 +104,7 @@ async function serve(options: SenderOptions): Promise<number> {
         quality: options.quality,
         publish: (frame) => activeServer.broadcast(frame),
         hasAudience: () => activeServer.viewerList.length > 0,
+        untilAudience: () => activeServer.waitForViewer(),
         onEncoded: (ms, frame) => stats.frameSent(ms, frame.payload.length),
         ...(preview ? { preview } : {}),
         signal: stop.signal,

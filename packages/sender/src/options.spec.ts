@@ -28,6 +28,17 @@ describe('parseSenderArgs', () => {
     expect(() => parseSenderArgs(['extra'])).toThrow(UsageError);
   });
 
+  it('gives the range, not a parser message, for a negative number after any numeric option', () => {
+    expect(() => parseSenderArgs(['--fps', '-1'])).toThrow(/^--fps "-1": must be between 0 and 1000$/);
+    expect(() => parseSenderArgs(['--fps=-1'])).toThrow(/^--fps "-1": must be between 0 and 1000$/);
+    expect(() => parseSenderArgs(['--port', '-80'])).toThrow(/^--port "-80": must be between 0 and 65535$/);
+    expect(() => parseSenderArgs(['--quality', '-5'])).toThrow(/^--quality "-5": must be between 1 and 100$/);
+    expect(() => parseSenderArgs(['--max-viewers', '-2'])).toThrow(/^--max-viewers "-2": must be between 1 and 10000$/);
+    expect(() => parseSenderArgs(['--size', '-640x480'])).toThrow(/^--size "-640x480": expected WIDTHxHEIGHT/);
+    // Not a number: still the parser's own message about a value that looks like an option.
+    expect(() => parseSenderArgs(['--source', '-x'])).toThrow(/--source/);
+  });
+
   it('recognises --help', () => {
     expect(parseSenderArgs(['-h'])).toBe('help');
   });

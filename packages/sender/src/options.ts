@@ -1,5 +1,5 @@
 import { parseArgs } from 'node:util';
-import { z } from 'zod';
+import * as z from 'zod';
 
 export const SENDER_USAGE = `Usage: camstream-sender [options]
 
@@ -32,16 +32,20 @@ Options:
 
 export class UsageError extends Error {}
 
+/** Options that take a number (or numbers): a negative one gets the range message. */
+const NUMERIC_OPTIONS = new Set(['--port', '--size', '--fps', '--quality', '--max-viewers']);
+
 const sizeSchema = z
   .string()
   .regex(/^\d{1,5}x\d{1,5}$/, 'expected WIDTHxHEIGHT, e.g. 1280x720')
   .transform((s) => s.split('x').map(Number) as [number, number])
   .refine(([w, h]) => w >= 16 && h >= 16 && w <= 16384 && h <= 16384, 'each side must be 16..16384');
 
+// A minus sign passes the pattern so that -1 is told the range, like any other number outside it.
 const intIn = (min: number, max: number) =>
   z
     .string()
-    .regex(/^\d+$/, 'expected a whole number')
+    .regex(/^-?\d+$/, 'expected a whole number')
     .transform(Number)
     .refine((n) => n >= min && n <= max, `must be between ${min} and ${max}`);
 
@@ -89,7 +93,7 @@ export function parseSenderArgs(argv: string[], env: NodeJS.ProcessEnv = process
   let values;
   try {
     ({ values } = parseArgs({
-      args: argv,
+      args: joinNegativeNumbers(argv, NUMERIC_OPTIONS),
       strict: true,
       allowPositionals: false,
       options: {
@@ -146,4 +150,25 @@ export function parseSenderArgs(argv: string[], env: NodeJS.ProcessEnv = process
     statsJson: o['stats-json'],
     quiet: o.quiet,
   };
+}
+
+/**
+ * node's parseArgs reads `--fps -1` as --fps followed by an option named -1 and fails with a
+ * message about option syntax. A negative number right after a numeric option is joined to it
+ * (`--fps=-1`), so that the option's own check says what range it takes.
+ */
+function joinNegativeNumbers(argv: readonly string[], numericOptions: ReadonlySet<string>): string[] {
+  const joined: string[] = [];
+  for (let i = 0; i < argv.length; i++) {
+    const arg = argv[i]!;
+    if (arg === '--') return [...joined, ...argv.slice(i)];
+    const next = argv[i + 1];
+    if (numericOptions.has(arg) && next !== undefined && /^-\d/.test(next)) {
+      joined.push(`${arg}=${next}`);
+      i++;
+    } else {
+      joined.push(arg);
+    }
+  }
+  return joined;
 }

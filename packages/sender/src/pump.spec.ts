@@ -124,4 +124,90 @@ describe('pumpFrames', () => {
       expect(recycled.size).toBe(0);
     });
   });
+
+  describe('with a source that has no pace of its own and answers at once (the test pattern at --fps 0)', () => {
+    /** Resolves every read at once, like the test pattern with fps 0: no timer, no I/O, no setImmediate. */
+    function immediateSource(frames: number) {
+      const image: RawImage = { width: 8, height: 8, channels: 3, data: Buffer.alloc(8 * 8 * 3) };
+      let reads = 0;
+      const source: FrameSource = {
+        info: { description: 'immediate', width: 8, height: 8, fps: 0, live: true },
+        read: async () => (reads++ < frames ? { image, captureTimeMs: Date.now() } : null),
+        close: async () => undefined,
+      };
+      return { source, reads: () => reads };
+    }
+
+    /** How many reads had happened when a timer set now got to run (timers only run if the loop yields). */
+    function readsWhenTimerRan(reads: () => number): Promise<number> {
+      return new Promise((resolve) => setTimeout(() => resolve(reads()), 0));
+    }
+
+    it('yields to timers and I/O while nobody watches', async () => {
+      const { source, reads } = immediateSource(2000);
+      const timer = readsWhenTimerRan(reads);
+      const { codec } = countingCodec();
+      await pumpFrames({ source, codec, encoding: 'raw-bgr', publish: () => undefined, hasAudience: () => false });
+      expect(await timer).toBeLessThan(2000);
+    });
+
+    it('yields to timers and I/O on every frame while raw frames go out (an encode that resolves at once)', async () => {
+      const { source, reads } = immediateSource(2000);
+      const timer = readsWhenTimerRan(reads);
+      const { codec } = countingCodec();
+      let published = 0;
+      await pumpFrames({ source, codec, encoding: 'raw-bgr', publish: () => void published++, hasAudience: () => true });
+      expect(published).toBe(2000);
+      expect(await timer).toBeLessThan(2000);
+    });
+
+    it('is not read while nobody watches, until someone does', async () => {
+      const { source, reads } = immediateSource(Infinity);
+      const { codec } = countingCodec();
+      let watching = false;
+      let audienceArrives!: () => void;
+      let untilAudienceCalled!: () => void;
+      const waiting = new Promise<void>((resolve) => (untilAudienceCalled = resolve));
+      const abort = new AbortController();
+      let published = 0;
+      const pumping = pumpFrames({
+        source,
+        codec,
+        encoding: 'raw-bgr',
+        publish: () => ++published === 3 && abort.abort(),
+        hasAudience: () => watching,
+        untilAudience: () => {
+          untilAudienceCalled();
+          return new Promise<void>((resolve) => (audienceArrives = resolve));
+        },
+        signal: abort.signal,
+      });
+      await waiting;
+      expect(reads()).toBe(1);
+      expect(published).toBe(0);
+      watching = true;
+      audienceArrives();
+      expect(await pumping).toBe('stopped');
+      expect(published).toBe(3);
+    });
+
+    it('stops while waiting for an audience when aborted', async () => {
+      const { source } = immediateSource(Infinity);
+      const { codec } = countingCodec();
+      const abort = new AbortController();
+      const pumping = pumpFrames({
+        source,
+        codec,
+        encoding: 'raw-bgr',
+        publish: () => undefined,
+        hasAudience: () => false,
+        untilAudience: () => {
+          abort.abort();
+          return new Promise<void>(() => undefined);
+        },
+        signal: abort.signal,
+      });
+      expect(await pumping).toBe('stopped');
+    });
+  });
 });

@@ -1,3 +1,4 @@
+import { setImmediate as yieldToEventLoop } from 'node:timers/promises';
 import { frameHeader, type Encoding } from '@camstream/protocol';
 import type { CapturedFrame, FrameCodec, FrameSink, FrameSource } from '@camstream/media';
 import type { EncodedFrame } from './encoded-frame';
@@ -14,6 +15,11 @@ export interface PumpOptions {
   preview?: FrameSink;
   /** When it returns false nobody is watching: frames are captured (the source stays live) but not encoded. */
   hasAudience?: () => boolean;
+  /**
+   * Resolves when someone is watching again. A source without a pace of its own is not read
+   * while nobody watches (unless there is a preview): it would be read flat out, for nobody.
+   */
+  untilAudience?: () => Promise<void>;
   /** Called after each published frame with the encode time, for stats. */
   onEncoded?: (encodeMs: number, frame: EncodedFrame) => void;
   signal?: AbortSignal;
@@ -32,6 +38,10 @@ export type PumpResult = 'source-ended' | 'stopped';
  *
  * Once a frame is encoded (and previewed), its pixels go back to the source (`recycle`) for a
  * later capture, except raw frames, whose payload is the captured image itself.
+ *
+ * The loop yields to the event loop once per frame, whatever the source: a source with no pace
+ * of its own and a raw "encode" both resolve at once, and a loop of promises that resolve at once
+ * never lets signals, new connections, socket writes or timers run.
  */
 export async function pumpFrames(options: PumpOptions): Promise<PumpResult> {
   const { source, signal } = options;
@@ -47,9 +57,12 @@ export async function pumpFrames(options: PumpOptions): Promise<PumpResult> {
   };
   let frame = await source.read();
   while (frame) {
+    await yieldToEventLoop();
     if (signal?.aborted) return 'stopped';
     if (options.hasAudience && !options.hasAudience()) {
       recycleAfter(options.preview?.write(frame.image), frame);
+      if (paceToViewers && !options.preview && options.untilAudience) await untilDone(options.untilAudience(), signal);
+      if (signal?.aborted) return 'stopped';
       frame = await source.read();
       continue;
     }
@@ -61,7 +74,7 @@ export async function pumpFrames(options: PumpOptions): Promise<PumpResult> {
     const result = await encoded;
     options.onEncoded?.(performance.now() - started, result);
     // Unpaced: publish only once the previous frame went out, so it is never replaced unsent.
-    if (paceToViewers && previous) await untilTaken(previous, signal);
+    if (paceToViewers && previous) await untilDone(frameTaken(previous), signal);
     if (signal?.aborted) return 'stopped';
     options.publish(result);
     previous = result;
@@ -73,15 +86,14 @@ export async function pumpFrames(options: PumpOptions): Promise<PumpResult> {
   return signal?.aborted ? 'stopped' : 'source-ended';
 }
 
-/** frameTaken, or the abort, whichever comes first. */
-function untilTaken(frame: EncodedFrame, signal: AbortSignal | undefined): Promise<void> {
-  const taken = frameTaken(frame);
-  if (!signal) return taken;
+/** `done`, or the abort, whichever comes first. */
+function untilDone(done: Promise<void>, signal: AbortSignal | undefined): Promise<void> {
+  if (!signal) return done;
   if (signal.aborted) return Promise.resolve();
   return new Promise((resolve) => {
     const onAbort = () => resolve();
     signal.addEventListener('abort', onAbort, { once: true });
-    void taken.then(() => {
+    void done.then(() => {
       signal.removeEventListener('abort', onAbort);
       resolve();
     });

@@ -1,19 +1,25 @@
 import type { StreamServer } from './stream-server';
 
-/** Once a second: frames sent, bitrate, encode time and what each viewer dropped. */
+/**
+ * Once a second while someone watches: frames sent, bitrate, encode time and the frames dropped
+ * for slow viewers. While nobody watches it says so once, then nothing until someone joins.
+ */
 export class SenderStats {
   private frames = 0;
   private bytes = 0;
   private encodeMs = 0;
   private readonly timer: NodeJS.Timeout;
   private last = performance.now();
+  /** Whether the last report was that nobody watches. */
+  private saidIdle = false;
 
   constructor(
-    private readonly server: StreamServer,
+    private readonly server: Pick<StreamServer, 'viewerList'>,
     private readonly format: 'text' | 'json',
     quiet: boolean,
+    private readonly write: (line: string) => void = (line) => void process.stdout.write(line),
   ) {
-    this.timer = setInterval(() => this.print(), 1000);
+    this.timer = setInterval(() => this.report(), 1000);
     this.timer.unref();
     if (quiet) clearInterval(this.timer);
   }
@@ -28,11 +34,15 @@ export class SenderStats {
     clearInterval(this.timer);
   }
 
-  private print(): void {
+  /** Prints the figures since the last report (the timer calls it once a second). */
+  report(): void {
     const now = performance.now();
     const seconds = (now - this.last) / 1000;
     this.last = now;
     const viewers = this.server.viewerList;
+    const idle = viewers.length === 0 && this.frames === 0;
+    if (idle && this.saidIdle) return;
+    this.saidIdle = idle;
     const figures = {
       fps: round(this.frames / seconds, 1),
       mbps: round((this.bytes * 8) / seconds / 1e6, 2),
@@ -42,11 +52,13 @@ export class SenderStats {
     };
     this.frames = this.bytes = this.encodeMs = 0;
     if (this.format === 'json') {
-      process.stdout.write(`${JSON.stringify({ time: new Date().toISOString(), ...figures })}\n`);
+      this.write(`${JSON.stringify({ time: new Date().toISOString(), ...figures })}\n`);
+    } else if (idle) {
+      this.write('waiting for receivers\n');
     } else {
       const drops = viewers.reduce((sum, v) => sum + v.dropped, 0);
-      process.stdout.write(
-        `sending ${figures.fps.toFixed(1)} fps, ${figures.mbps.toFixed(2)} Mbit/s per viewer, encode ${figures.encodeMs.toFixed(2)} ms, ${figures.viewers} viewer(s), ${drops} dropped\n`,
+      this.write(
+        `sending ${figures.fps.toFixed(1)} fps, ${figures.mbps.toFixed(2)} Mbit/s per viewer, encode ${figures.encodeMs.toFixed(2)} ms, ${figures.viewers} viewer(s), ${drops} frames dropped\n`,
       );
     }
   }

@@ -71,6 +71,8 @@ export class Viewer {
     readonly id: number,
     readonly name: string,
     private readonly socket: Socket,
+    /** The receiver's address and port, as taken when its connection was accepted. */
+    readonly remote: string,
   ) {
     socket.on('drain', () => this.onDrain());
     socket.once('close', () => {
@@ -94,10 +96,6 @@ export class Viewer {
   /** Bytes written but not yet taken by the kernel: bounded by one frame plus its header. */
   get queuedBytes(): number {
     return this.socket.writableLength;
-  }
-
-  get remote(): string {
-    return `${this.socket.remoteAddress}:${this.socket.remotePort}`;
   }
 
   offer(frame: EncodedFrame): void {

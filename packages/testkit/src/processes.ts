@@ -352,7 +352,11 @@ export interface StartAppOptions {
   viaNx?: boolean;
 }
 
-/** The command line startApp runs (exported for tests). */
+/**
+ * The command line startApp runs (exported for tests): the app's launcher, which runs its bundle
+ * (packages/<app>/dist, written by `npx nx run <app>:build`, scripts/setup.sh, and the e2e
+ * tests' global setup); or `nx run <app>:serve`, which builds the app first when it changed.
+ */
 export function appCommand(app: AppName, args: readonly string[], viaNx = false): { command: string; args: string[] } {
   if (viaNx) {
     return { command: path.join(workspaceRoot, 'node_modules', '.bin', 'nx'), args: ['run', `${app}:serve`, '--', ...args] };

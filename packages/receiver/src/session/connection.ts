@@ -80,9 +80,6 @@ const MAX_BYTES_BEFORE_HELLO = 2 * (12 + 64 * 1024);
 /** How long a closing connection may take to flush its last message (bye, error) before it is cut. */
 const FLUSH_BEFORE_CLOSE_MS = 500;
 
-/** Thrown inside a decoder callback to end a push: the session is over, nothing more is decoded. */
-const SESSION_OVER = Symbol('session over');
-
 /**
  * One connection to a sender, from connect to close: the socket plumbing around ReceiverSession
  * (PROTOCOL.md section 4), which runs the handshake, checks every frame and answers it with an
@@ -125,6 +122,8 @@ export function runSession(options: SessionOptions, handlers: SessionHandlers): 
     const finish = (end: SessionEnd, graceful = false) => {
       if (settled) return;
       settled = end;
+      // Nothing more is decoded, not even the rest of a read that held a bye or an error (PROTOCOL.md 4, failure).
+      decoder.stop();
       clearTimeout(handshakeTimer);
       options.signal?.removeEventListener('abort', onAbort);
       if (graceful && connected && !socket.destroyed) {
@@ -177,7 +176,7 @@ export function runSession(options: SessionOptions, handlers: SessionHandlers): 
 
     let pooledPayload: Buffer | undefined;
     const onMessage = (message: Message): void => {
-      if (settled) throw SESSION_OVER;
+      if (settled) return;
       firstBytes = undefined;
       pooledPayload = message.pooled ? message.payload : undefined;
       try {
@@ -186,7 +185,6 @@ export function runSession(options: SessionOptions, handlers: SessionHandlers): 
         // A handler refused the frame (or the stream): that ends the session with its error.
         failWith(error as Error);
       }
-      if (settled) throw SESSION_OVER;
     };
 
     /** Runs one decoder call; a decoding error fails the session, the end of the session stops decoding. */
@@ -205,7 +203,7 @@ export function runSession(options: SessionOptions, handlers: SessionHandlers): 
           throw new TooLargeError(`the sender sent more than ${MAX_BYTES_BEFORE_HELLO} bytes before its hello`);
         }
       } catch (error) {
-        if (error !== SESSION_OVER) failWith(error as Error);
+        failWith(error as Error);
       }
     };
 

@@ -1,7 +1,6 @@
 import type { FrameSink } from '@camstream/media';
 import type { OpenCVCodec } from '@camstream/opencv';
 import type { FrameHeader } from '@camstream/protocol';
-import { HttpViewer } from '../http-viewer';
 
 export interface BrowserSinkOptions {
   host: string;
@@ -12,32 +11,21 @@ export interface BrowserSinkOptions {
 }
 
 /**
- * The browser viewer as a sink. It gets JPEG payloads byte for byte from the stream when it is
- * JPEG (onFrame, which keeps them), and decoded images (encoded to JPEG only while a browser
- * watches) when it is raw or PNG.
+ * The browser server (@camstream/browser) as a sink. It gets every frame as received (a JPEG
+ * stream's payload is forwarded byte for byte as rung 0) and then its decoded image, from which it
+ * encodes what browsers need: rung 0 of raw and PNG streams, and lower rungs for slow tabs.
  */
 export async function startBrowserSink(options: BrowserSinkOptions) {
-  const viewer = await HttpViewer.listen({
-    host: options.host,
-    port: options.port,
-    title: options.title,
-    encodeJpeg: (image) => options.codec.encode(image, 'jpeg', { quality: 80 }),
-    log: options.log,
-  });
+  const { BrowserServer } = await import('@camstream/browser');
+  const viewer = await BrowserServer.listen({ host: options.host, port: options.port, title: options.title, codec: options.codec, log: options.log });
   options.log(`browser viewer at ${viewer.url} (MJPEG at ${viewer.url}stream.mjpg)`);
-  let streamIsJpeg = false;
   const sink: FrameSink = {
-    write: (image, meta) => (streamIsJpeg ? undefined : viewer.write(image, meta)),
-    // JPEG streams reach the viewer as their payloads; decoded images only for raw and PNG.
-    get keepsImages() {
-      return !streamIsJpeg && viewer.keepsImages;
-    },
+    write: (image, meta) => viewer.write(image, meta),
+    keepsImages: viewer.keepsImages,
     close: async () => undefined, // closed with the run, not with each stream
   };
-  /** Keeps JPEG payloads: pass it to receive() with onFrameKeepsPayload (the default). */
-  const onFrame = (header: FrameHeader, payload: Buffer) => {
-    streamIsJpeg = header.encoding === 'jpeg';
-    if (streamIsJpeg) viewer.publishJpeg(payload, header);
-  };
-  return { viewer, sink, onFrame };
+  const onFrame = (header: FrameHeader, payload: Buffer) => viewer.received(header, payload);
+  /** The server keeps JPEG payloads (to forward them): those must never be reused. */
+  const keepsPayload = (header: FrameHeader) => header.encoding === 'jpeg';
+  return { viewer, sink, onFrame, keepsPayload };
 }
