@@ -120,6 +120,29 @@ describe('receive()', () => {
     expect(new Set(sink.shown.map((s) => s.memory)).size).toBeLessThan(shown / 2);
   });
 
+  it('an onFrame hook keeps its payloads untouched, unless it says it keeps none', async () => {
+    const run = async (keeps: ReceiverOptions['onFrameKeepsPayload']) => {
+      await using sender = await TestSender.start({ stream: rawStream(320, 240) });
+      const kept: Array<{ payload: Buffer; copy: Buffer }> = [];
+      const { result } = startReceiving(sender.port, new RecordingSink(), {
+        maxFrames: 12,
+        onFrame: (_header, payload) => void kept.push({ payload, copy: Buffer.from(payload) }),
+        ...(keeps === undefined ? {} : { onFrameKeepsPayload: keeps }),
+      });
+      const connection = await sender.connection(1);
+      await connection.joined;
+      for (let seq = 0; seq < 12; seq++) {
+        await connection.sendFrame(renderFakeFrame(seq, 320, 240).data, { seq, captureTime: Date.now(), width: 320, height: 240, channels: 3, encoding: 'raw-bgr' });
+        await connection.until(() => connection.acks.length > seq, 'the ack');
+      }
+      expect(await result).toEqual({ outcome: 'frames-reached' });
+      return { intact: kept.filter((k) => k.payload.equals(k.copy)).length, buffers: new Set(kept.map((k) => k.payload.buffer)).size };
+    };
+    expect(await run(undefined)).toEqual({ intact: 12, buffers: 12 });
+    const reused = await run((header) => header.encoding === 'jpeg'); // keeps JPEG payloads only
+    expect(reused.buffers).toBeLessThan(6);
+  });
+
   it('does not retry a refusal that cannot succeed: a wrong secret, a stream over --max-size', async () => {
     await using guarded = await TestSender.start({ stream: rawStream(8, 4), secret: 'the right secret' });
     const wrong = startReceiving(guarded.port, new RecordingSink(), { reconnect: true, security: { secret: 'a wrong secret' } });
