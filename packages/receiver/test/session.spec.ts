@@ -160,6 +160,15 @@ describe('how a session ends', () => {
     expect(connection.end).toEqual({ kind: 'bye', reason: 'receiver stopping' });
   });
 
+  it('a session asked to stop before it starts does not connect', async () => {
+    await using sender = await TestSender.start({ stream: rawStream(8, 4) });
+    const stopped = new AbortController();
+    stopped.abort();
+    const end = await runSession({ host: '127.0.0.1', port: sender.port, name: 'late', signal: stopped.signal }, { onStream: () => undefined, onFrame: () => undefined });
+    expect(end).toEqual({ kind: 'stopped' });
+    expect(sender.connections).toEqual([]);
+  });
+
   it('decoding stops at the bye: garbage in the same write after it is never read', async () => {
     await using sender = await TestSender.start({ stream: rawStream(8, 4) });
     const receiver = connect(sender.port);

@@ -90,6 +90,7 @@ const FLUSH_BEFORE_CLOSE_MS = 500;
  */
 export function runSession(options: SessionOptions, handlers: SessionHandlers): Promise<SessionEnd> {
   return new Promise((resolve) => {
+    if (options.signal?.aborted) return resolve({ kind: 'stopped' });
     const session = new ReceiverSession({
       name: options.name,
       maxSize: options.maxStreamSize ?? DEFAULT_MAX_STREAM_SIZE,
@@ -99,6 +100,9 @@ export function runSession(options: SessionOptions, handlers: SessionHandlers): 
     const decoder = new MessageDecoder({ reusesChunks: !options.tls, ...(options.payloadBuffers ? { payloadBuffers: options.payloadBuffers } : {}) });
     let settled: SessionEnd | undefined;
     let connected = false;
+    let handshakeTimer: NodeJS.Timeout | undefined;
+    /** The payload of the message being handled, when it is a buffer of payloadBuffers. */
+    let pooledPayload: Buffer | undefined;
     /** The start of what the peer sent, kept until its first message is decoded, to quote a stranger's bytes. */
     let firstBytes: Buffer | undefined = Buffer.alloc(0);
     let bytesBeforeFirstMessage = 0;
@@ -174,7 +178,6 @@ export function runSession(options: SessionOptions, handlers: SessionHandlers): 
       act(session.fail(wire), error);
     };
 
-    let pooledPayload: Buffer | undefined;
     const onMessage = (message: Message): void => {
       if (settled) return;
       firstBytes = undefined;
@@ -211,11 +214,10 @@ export function runSession(options: SessionOptions, handlers: SessionHandlers): 
       if (connected) act(session.leave('receiver stopping'));
       else finish({ kind: 'stopped' });
     };
-    if (options.signal?.aborted) return finish({ kind: 'stopped' });
     options.signal?.addEventListener('abort', onAbort);
 
     const handshakeMs = options.handshakeTimeoutMs ?? 5000;
-    const handshakeTimer = setTimeout(() => finish({ kind: 'failed', connected, error: new Error(`no hello from the sender within ${handshakeMs} ms`) }), handshakeMs);
+    handshakeTimer = setTimeout(() => finish({ kind: 'failed', connected, error: new Error(`no hello from the sender within ${handshakeMs} ms`) }), handshakeMs);
     const idleMs = options.idleTimeoutMs ?? 10_000;
     socket.setTimeout(idleMs, () =>
       finish({ kind: 'failed', connected, error: new Error(`no data from the sender for ${idleMs % 1000 === 0 ? `${idleMs / 1000} s` : `${idleMs} ms`}: the connection is dead`) }),
