@@ -100,7 +100,8 @@ export function runSession(options: SessionOptions, handlers: SessionHandlers): 
     const decoder = new MessageDecoder({ reusesChunks: !options.tls, ...(options.payloadBuffers ? { payloadBuffers: options.payloadBuffers } : {}) });
     let settled: SessionEnd | undefined;
     let connected = false;
-    let handshakeTimer: NodeJS.Timeout | undefined;
+    const handshakeMs = options.handshakeTimeoutMs ?? 5000;
+    const handshakeTimer = setTimeout(() => finish({ kind: 'failed', connected, error: new Error(`no hello from the sender within ${handshakeMs} ms`) }), handshakeMs);
     /** The payload of the message being handled, when it is a buffer of payloadBuffers. */
     let pooledPayload: Buffer | undefined;
     /** The start of what the peer sent, kept until its first message is decoded, to quote a stranger's bytes. */
@@ -216,8 +217,6 @@ export function runSession(options: SessionOptions, handlers: SessionHandlers): 
     };
     options.signal?.addEventListener('abort', onAbort);
 
-    const handshakeMs = options.handshakeTimeoutMs ?? 5000;
-    handshakeTimer = setTimeout(() => finish({ kind: 'failed', connected, error: new Error(`no hello from the sender within ${handshakeMs} ms`) }), handshakeMs);
     const idleMs = options.idleTimeoutMs ?? 10_000;
     socket.setTimeout(idleMs, () =>
       finish({ kind: 'failed', connected, error: new Error(`no data from the sender for ${idleMs % 1000 === 0 ? `${idleMs / 1000} s` : `${idleMs} ms`}: the connection is dead`) }),
