@@ -28,6 +28,24 @@ export async function run(argv: string[]): Promise<void> {
 }
 
 async function watch(options: ReceiverCliOptions): Promise<number> {
+  const stop = new AbortController();
+  // Listening for signals from the start: a signal that arrives while no listener is registered
+  // kills the process at once (no bye to the sender, no summary, a recording without its index).
+  const onSignal = (signal: string) => {
+    log(`${signal}: stopping`);
+    stop.abort();
+  };
+  process.once('SIGINT', onSignal);
+  process.once('SIGTERM', onSignal);
+  try {
+    return await watchUntil(options, stop);
+  } finally {
+    process.off('SIGINT', onSignal);
+    process.off('SIGTERM', onSignal);
+  }
+}
+
+async function watchUntil(options: ReceiverCliOptions, stop: AbortController): Promise<number> {
   // Loaded here, not at the top, so that --help and bad options answer without loading the
   // OpenCV adapter, the protocol or the network code.
   const { OpenCVCodec, RecorderProcess } = await import('@camstream/opencv');
@@ -39,7 +57,6 @@ async function watch(options: ReceiverCliOptions): Promise<number> {
   // Loading OpenCV in the recording process takes a second or two: start it now, while we connect.
   const recorderProcess = options.record ? RecorderProcess.start() : undefined;
   const stats = new ReceiverStats();
-  const stop = new AbortController();
   const codec = new OpenCVCodec();
   const from = `${options.host}:${options.port}`;
   const browser =
@@ -53,12 +70,6 @@ async function watch(options: ReceiverCliOptions): Promise<number> {
     browser?.viewer.publishStats(snapshot);
     if (!options.quiet) print(snapshot, 'interval');
   }, 1000);
-  const onSignal = (signal: string) => {
-    log(`${signal}: stopping`);
-    stop.abort();
-  };
-  process.once('SIGINT', onSignal);
-  process.once('SIGTERM', onSignal);
   const deadline = options.durationS === undefined ? undefined : setTimeout(() => stop.abort(), options.durationS * 1000);
 
   const local = localSinks({ window: showWindow, record: options.record, recorderProcess, from, log, stop: (error) => stop.abort(error) });
@@ -91,8 +102,6 @@ async function watch(options: ReceiverCliOptions): Promise<number> {
     await browser?.viewer.close();
     clearInterval(ticker);
     if (deadline) clearTimeout(deadline);
-    process.off('SIGINT', onSignal);
-    process.off('SIGTERM', onSignal);
   }
 }
 
