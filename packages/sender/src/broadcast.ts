@@ -47,7 +47,8 @@ export class Broadcast {
     const { encoding, width, height } = options.stream;
     const quality = encoding === 'jpeg' ? (options.stream.quality ?? DEFAULT_JPEG_QUALITY) : undefined;
     this.ladder = rungLadder(encoding, width, height, quality);
-    const { rungs: _given, ...stream } = options.stream;
+    // A quality only means something for JPEG; the rungs are this ladder's.
+    const { rungs: _given, quality: _asked, ...stream } = options.stream;
     this.stream = {
       ...stream,
       ...(quality === undefined ? {} : { quality }),

@@ -75,6 +75,8 @@ class Connection {
   viewer: TcpViewer | undefined;
   /** Refused or told to go: it is only waiting to be closed. */
   ending = false;
+  /** What the log says about a refusal, when it says more than the error sent (the deadline's length). */
+  refusalNote: string | undefined;
   deadline: NodeJS.Timeout | undefined;
 
   constructor(
@@ -378,7 +380,7 @@ export class StreamServer {
         if (end.error.code === 'ERR_STALLED') {
           this.log(`${connection.who} took no data for ${seconds(this.stalledViewerTimeoutMs)}: disconnected (${end.error.message})`);
         } else {
-          this.refusals.refused(`refused ${connection.who}: ${end.error.message}`, end.error.code);
+          this.refusals.refused(`refused ${connection.who}: ${connection.refusalNote ?? end.error.message}`, end.error.code);
         }
         break;
     }
@@ -394,8 +396,12 @@ export class StreamServer {
       connection.tcp.destroy();
       return;
     }
-    const what = this.pending.stageOf(connection) === 'hello' ? 'handshake not finished' : 'no hello';
-    this.handle(connection, connection.session.fail(new SessionError('ERR_HANDSHAKE_TIMEOUT', `${what} within ${ms} ms`)));
+    const [reason, note] =
+      this.pending.stageOf(connection) === 'hello'
+        ? ['handshake not finished in time', `handshake not finished within ${ms} ms`]
+        : ['no hello received in time', `no hello within ${ms} ms`];
+    connection.refusalNote = note;
+    this.handle(connection, connection.session.fail(new SessionError('ERR_HANDSHAKE_TIMEOUT', reason)));
   }
 
   /** Closes a pending connection so that a newer one fits within the limits (PendingHandshakes says which). */

@@ -1,5 +1,6 @@
+import net from 'node:net';
+import { encodeMessage, MessageDecoder, PROTOCOL_NAME, PROTOCOL_VERSION, type Header } from '@camstream/protocol';
 import { FakeCamera, stallingClient } from '@camstream/testkit';
-import { encodeMessage, PROTOCOL_NAME, PROTOCOL_VERSION } from '@camstream/protocol';
 import { startSender, until } from './sender-harness';
 import { TestReceiver } from './test-receiver';
 
@@ -11,12 +12,14 @@ const SECRET = 's3cretvalue';
 describe('the stream server', () => {
   it("says the sender's --name in its hello, the source in the stream, and rungs only for JPEG", async () => {
     for (const [encoding, rungs] of [['jpeg', 7], ['png', 0], ['raw-bgr', 0]] as const) {
-      await using sender = await startSender(new FakeCamera({ width: 320, height: 240, fps: 30 }), encoding, { server: { name: 'porch camera' } });
+      // Asked for a quality: only JPEG has one.
+      await using sender = await startSender(new FakeCamera({ width: 320, height: 240, fps: 30 }), encoding, { quality: 80, server: { name: 'porch camera' } });
       const receiver = await TestReceiver.connect({ port: sender.server.port });
       await receiver.until(() => receiver.stream !== undefined, 'the stream');
       expect(receiver.senderName).toBe('porch camera');
       expect(receiver.stream).toMatchObject({ width: 320, height: 240, fps: 30, encoding, source: 'fake camera 320x240' });
       expect(receiver.stream!.rungs?.length ?? 0).toBe(rungs);
+      expect(receiver.stream!.quality).toBe(encoding === 'jpeg' ? 80 : undefined);
       await receiver.leave();
     }
   });
@@ -41,6 +44,21 @@ describe('the stream server', () => {
     await third.until(() => third.stream !== undefined, 'the stream, now that a slot is free');
     await third.leave();
     expect(idle.socket.destroyed).toBe(false);
+  });
+
+  it('refuses a client that does not finish its hello by the deadline, and says so', async () => {
+    await using sender = await startSender(new FakeCamera({ width: 64, height: 48, fps: 30 }), 'jpeg', { server: { handshakeTimeoutMs: 300 } });
+    const received: Header[] = [];
+    await new Promise<void>((resolve) => {
+      const socket = net.connect(sender.server.port, '127.0.0.1', () => socket.write(encodeMessage({ type: 'hello', protocol: PROTOCOL_NAME, version: PROTOCOL_VERSION, role: 'receiver', name: 'half' }).head.subarray(0, 20)));
+      const decoder = new MessageDecoder();
+      socket.on('data', (chunk: Buffer) => decoder.push(chunk, ({ header }) => void received.push(header)));
+      socket.on('error', () => undefined);
+      socket.on('close', () => resolve());
+    });
+    expect(received).toEqual([{ type: 'error', code: 'ERR_HANDSHAKE_TIMEOUT', reason: 'no hello received in time' }]);
+    expect(sender.log).toContainEqual(expect.stringMatching(/^refused 127\.0\.0\.1:\d+: no hello within 300 ms$/));
+    await until(() => sender.server.connectionCount === 0, 'the connection to be gone');
   });
 
   it('pings a viewer that gets nothing else', async () => {
