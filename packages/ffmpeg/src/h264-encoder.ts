@@ -110,6 +110,11 @@ export class H264Encoder {
     return this.processesStarted;
   }
 
+  /** The ffmpeg processes running now: the one encoding and the spare (for monitoring and tests). */
+  get processIds(): number[] {
+    return [this.current, this.spare].flatMap((p) => (p?.running ? [p.pid] : []));
+  }
+
   /** Frames handed to ffmpeg whose access unit has not come back yet. */
   get pending(): number {
     return this.pendingFrames;
@@ -213,6 +218,14 @@ class EncoderProcess {
       this.fail(new FfmpegExitedError(message));
     });
     this.updateKeepsAlive();
+  }
+
+  get pid(): number {
+    return this.process.pid;
+  }
+
+  get running(): boolean {
+    return this.process.running;
   }
 
   /** Still running and taking frames (a spare that died is not). */

@@ -186,9 +186,13 @@ export class Mp4Recorder {
 export function recorderArgs(path: string, fragmented: boolean): string[] {
   return [
     '-hide_banner', '-nostdin', '-nostats', '-loglevel', 'level+warning',
+    // Write from the first packet on, rather than after 5 s of probing: a killed recorder keeps more.
+    '-probesize', '32', '-analyzeduration', '0', '-fpsprobesize', '0',
     '-f', 'ivf', '-i', 'pipe:0',
     '-c', 'copy',
     '-movflags', fragmented ? '+frag_keyframe+empty_moov+default_base_moof' : '+faststart',
+    // Each finished fragment goes to disk at once, not when ffmpeg's 32 KiB write buffer fills.
+    '-flush_packets', '1',
     '-f', 'mp4', '-y', path,
   ];
 }
