@@ -16,7 +16,8 @@ export interface Mp4RecorderOptions {
   fps?: number;
   /**
    * Fragmented MP4 (default true): a fragment per keyframe interval, each complete on disk, so a
-   * recorder killed outright still leaves a playable file of all but the last fragment. false
+   * recorder killed outright still leaves a playable file of all but the last fragment; close()
+   * adds an index of the fragments at the front (global sidx) for duration and seeking. false
    * writes a plain MP4 with its index moved to the front on close (faststart), which is playable
    * only once close() has finished.
    */
@@ -190,7 +191,9 @@ export function recorderArgs(path: string, fragmented: boolean): string[] {
     '-probesize', '32', '-analyzeduration', '0', '-fpsprobesize', '0',
     '-f', 'ivf', '-i', 'pipe:0',
     '-c', 'copy',
-    '-movflags', fragmented ? '+frag_keyframe+empty_moov+default_base_moof' : '+faststart',
+    // global_sidx: on close, an index of all fragments goes to the front, from which browsers
+    // learn the whole duration (without it Chromium reports the first fragment's).
+    '-movflags', fragmented ? '+frag_keyframe+empty_moov+default_base_moof+global_sidx' : '+faststart',
     // Each finished fragment goes to disk at once, not when ffmpeg's 32 KiB write buffer fills.
     '-flush_packets', '1',
     '-f', 'mp4', '-y', path,
