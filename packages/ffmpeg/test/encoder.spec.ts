@@ -54,7 +54,9 @@ describe('H264Encoder', () => {
     encoder = new H264Encoder({ width: WIDTH, height: HEIGHT, fps: 30, keyframeInterval: 100 });
     decoder = new H264Decoder({ width: WIDTH, height: HEIGHT });
     const keyframes: boolean[] = [];
+    const pids = new Set<number>();
     for (let frame = 0; frame < 8; frame++) {
+      encoder.processIds.forEach((pid) => pids.add(pid));
       if (frame === 3 || frame === 6) encoder.requestKeyframe();
       const unit = await encoder.encode(renderFakeFrame(frame, WIDTH, HEIGHT));
       keyframes.push(unit.keyframe);
@@ -63,6 +65,11 @@ describe('H264Encoder', () => {
     expect(keyframes).toEqual([true, false, false, true, false, false, true, false]);
     // The first process and its spare, then a new spare at each of the two switches.
     expect(encoder.processCount).toBe(4);
+    encoder.processIds.forEach((pid) => pids.add(pid));
+    expect(pids.size).toBe(4);
+    // close() also waits for the processes that were replaced.
+    await encoder.close();
+    expect([...pids].filter(processExists)).toEqual([]);
   });
 
   it('refuses an image of another size or channel count, and goes on', async () => {
