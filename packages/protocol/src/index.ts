@@ -31,7 +31,7 @@ export type { Message, Arrival, DecoderOptions, PayloadBuffers } from './decoder
 export { FlowWindow } from './flow-window';
 export type { AckReport, FlowWindowOptions } from './flow-window';
 export { SenderSession } from './session/sender-session';
-export type { SenderSessionOptions, SenderSessionEvent, SenderSessionEnd } from './session/sender-session';
+export type { SenderSessionOptions, SenderSessionEvent, SenderSessionEnd, SenderWindowView } from './session/sender-session';
 export { ReceiverSession, DEFAULT_MAX_STREAM_SIZE, frameLimit } from './session/receiver-session';
 export type { ReceiverSessionOptions, ReceiverSessionEvent, ReceiverSessionEnd, Rung } from './session/receiver-session';
 export { SequenceCheck } from './session/sequence-check';

@@ -33,6 +33,7 @@ async function serve(options: SenderOptions): Promise<number> {
   // OpenCV adapter, the protocol or the network code.
   const { X509Certificate } = await import('node:crypto');
   const { OpenCVCodec, openSource, openWindow, probeDisplay } = await import('@camstream/opencv');
+  const { Broadcast } = await import('./broadcast');
   const { pumpFrames } = await import('./pump');
   const { SenderStats } = await import('./stats');
   const { StreamServer } = await import('./stream-server');
@@ -62,20 +63,27 @@ async function serve(options: SenderOptions): Promise<number> {
       pixelFormat: 'bgr24',
       encoding: options.encoding,
       ...(options.encoding === 'jpeg' ? { quality: options.quality } : {}),
-      source: (options.name ?? info.description).slice(0, 200),
+      source: info.description.slice(0, 200),
     };
+    // Each rung in use is encoded once per frame, whatever the number of receivers on it.
+    const broadcast = new Broadcast({ codec: new OpenCVCodec(), stream });
     const tls = options.tls && { cert: readPem(options.tls.certFile, '--tls-cert'), key: readPem(options.tls.keyFile, '--tls-key') };
     server = await StreamServer.listen({
       host: options.host,
       port: options.port,
-      stream,
+      broadcast,
+      ...(options.name === undefined ? {} : { name: options.name }),
       maxViewers: options.maxViewers,
+      adapt: options.adapt,
       ...(options.secret ? { secret: options.secret } : {}),
       ...(tls ? { tls } : {}),
       log,
     });
     if (tls) log(`TLS on; certificate SHA-256 fingerprint (for --tls-fingerprint): ${new X509Certificate(tls.cert).fingerprint256}`);
     if (options.secret) log('receivers must prove the shared secret');
+    if (broadcast.ladder.length > 1) {
+      log(options.adapt ? `quality adapts per receiver: ${broadcast.ladder.length - 1} lower rungs, down to ${describeSpec(broadcast.ladder.at(-1)!)}` : 'quality adaptation off (--adapt off): every receiver gets the stream itself');
+    }
     warnIfExposed(options.host, Boolean(options.secret));
     process.stdout.write(`LISTENING AT: ${server.address}\n`);
 
@@ -97,23 +105,18 @@ async function serve(options: SenderOptions): Promise<number> {
       log('waiting for a receiver before playing the file');
       await Promise.race([server.waitForViewer(), stopped]);
     }
-    const activeServer = server;
     const result = stop.signal.aborted ? 'stopped' : await Promise.race([
       pumpFrames({
         source,
-        codec: new OpenCVCodec(),
-        encoding: options.encoding,
-        quality: options.quality,
-        publish: (frame) => activeServer.broadcast(frame),
-        hasAudience: () => activeServer.viewerList.length > 0,
-        untilAudience: () => activeServer.waitForViewer(),
-        onEncoded: (ms, frame) => stats.frameSent(ms, frame.payload.length),
+        broadcast,
+        onPublished: (published) => stats.published(published.encodeMs),
         ...(preview ? { preview } : {}),
         signal: stop.signal,
       }),
       stopped,
     ]);
     stats.stop();
+    stats.summary();
     const reason = result === 'source-ended' ? 'end of stream' : 'sender shutting down';
     log(reason);
     await server.close(reason);
@@ -125,6 +128,10 @@ async function serve(options: SenderOptions): Promise<number> {
     process.off('SIGINT', onSignal);
     process.off('SIGTERM', onSignal);
   }
+}
+
+function describeSpec(spec: { width: number; height: number; quality?: number }): string {
+  return `${spec.width}x${spec.height}${spec.quality === undefined ? '' : ` q${spec.quality}`}`;
 }
 
 /** `auto` means the first camera when there is one, else the built-in test pattern. */

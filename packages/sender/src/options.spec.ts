@@ -12,7 +12,18 @@ describe('parseSenderArgs', () => {
       encoding: 'jpeg',
       quality: 80,
       maxViewers: 16,
+      adapt: true,
     });
+  });
+
+  it('takes --adapt on|off, and names a bad value', () => {
+    expect(parseSenderArgs(['--adapt', 'off'])).toMatchObject({ adapt: false });
+    expect(parseSenderArgs(['--adapt', 'on'])).toMatchObject({ adapt: true });
+    expect(() => parseSenderArgs(['--adapt', 'maybe'])).toThrow(/^--adapt "maybe": expected on or off$/);
+  });
+
+  it('sends --name as the sender\'s name', () => {
+    expect(parseSenderArgs(['--name', 'porch camera'])).toMatchObject({ name: 'porch camera' });
   });
 
   it('maps --codec raw to the raw-bgr encoding and reads sizes', () => {

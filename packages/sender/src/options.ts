@@ -16,9 +16,13 @@ Options:
   --codec NAME         jpeg | png | raw (default jpeg)
   --quality N          JPEG quality 1-100 (default 80)
   --max-viewers N      receivers served at once (default 16)
+  --adapt on|off       move each receiver down to a lower JPEG quality or size when its
+                       link cannot carry the stream, and back up when it can (default on;
+                       off: every receiver gets the stream itself, a slow one fewer frames).
+                       Raw and PNG streams have no lower rungs: they can only drop frames
   --loop               restart a video file at its end instead of ending the stream
   --preview            show what is sent in a local window ("TRANSMITTING VIDEO")
-  --name TEXT          stream name shown to receivers (default: the source)
+  --name TEXT          this sender's name, shown to receivers (sent in its hello)
   --secret TEXT        require receivers to prove they know this shared secret
                        (HMAC challenge-response; the secret never crosses the network).
                        Default: the CAMSTREAM_SECRET environment variable, which keeps it
@@ -58,6 +62,7 @@ const senderOptionsSchema = z.object({
   codec: z.enum(['jpeg', 'png', 'raw']),
   quality: intIn(1, 100),
   'max-viewers': intIn(1, 10000),
+  adapt: z.enum(['on', 'off'], { error: 'expected on or off' }),
   loop: z.boolean(),
   preview: z.boolean(),
   name: z.string().max(200).optional(),
@@ -79,6 +84,8 @@ export interface SenderOptions {
   encoding: 'raw-bgr' | 'jpeg' | 'png';
   quality: number;
   maxViewers: number;
+  /** Quality rungs per receiver (JPEG); false: rung 0 only. */
+  adapt: boolean;
   loop: boolean;
   preview: boolean;
   name: string | undefined;
@@ -105,6 +112,7 @@ export function parseSenderArgs(argv: string[], env: NodeJS.ProcessEnv = process
         codec: { type: 'string', default: 'jpeg' },
         quality: { type: 'string', default: '80' },
         'max-viewers': { type: 'string', default: '16' },
+        adapt: { type: 'string', default: 'on' },
         loop: { type: 'boolean', default: false },
         preview: { type: 'boolean', default: false },
         name: { type: 'string' },
@@ -142,6 +150,7 @@ export function parseSenderArgs(argv: string[], env: NodeJS.ProcessEnv = process
     encoding: o.codec === 'raw' ? 'raw-bgr' : o.codec,
     quality: o.quality,
     maxViewers: o['max-viewers'],
+    adapt: o.adapt === 'on',
     loop: o.loop,
     preview: o.preview,
     name: o.name,

@@ -1,20 +1,38 @@
-import type { StreamServer } from './stream-server';
+import { formatBytes, formatMbps } from './format';
+import type { TcpViewer } from './tcp-viewer';
+
+/** What the stats read of a viewer. */
+export type ViewerFigures = Pick<
+  TcpViewer,
+  'id' | 'name' | 'sent' | 'dropped' | 'bytesSent' | 'rung' | 'inFlightBytes' | 'inFlightFrames' | 'windowBytes' | 'capacityBytesPerSecond' | 'describeRung'
+>;
+
+interface Counted {
+  sent: number;
+  dropped: number;
+  bytes: number;
+}
 
 /**
- * Once a second while someone watches: frames sent, bitrate, encode time and the frames dropped
- * for slow viewers. While nobody watches it says so once, then nothing until someone joins.
+ * Once a second while someone watches: frames published, encode time, and per viewer its rung,
+ * the frames and bytes sent to it and dropped for it in that second, its window and the link
+ * measured from its acks. While nobody watches it says so once, then nothing until someone joins.
  */
 export class SenderStats {
   private frames = 0;
-  private bytes = 0;
   private encodeMs = 0;
+  private totalFrames = 0;
+  private totalEncodeMs = 0;
+  private readonly started = performance.now();
   private readonly timer: NodeJS.Timeout;
   private last = performance.now();
+  /** Each viewer's counters at the previous report. */
+  private counted = new Map<ViewerFigures, Counted>();
   /** Whether the last report was that nobody watches. */
   private saidIdle = false;
 
   constructor(
-    private readonly server: Pick<StreamServer, 'viewerList'>,
+    private readonly server: { readonly viewerList: readonly ViewerFigures[] },
     private readonly format: 'text' | 'json',
     quiet: boolean,
     private readonly write: (line: string) => void = (line) => void process.stdout.write(line),
@@ -24,10 +42,12 @@ export class SenderStats {
     if (quiet) clearInterval(this.timer);
   }
 
-  frameSent(encodeMs: number, payloadBytes: number): void {
+  /** A frame was published (encoded for every rung in use). */
+  published(encodeMs: number): void {
     this.frames++;
-    this.bytes += payloadBytes;
     this.encodeMs += encodeMs;
+    this.totalFrames++;
+    this.totalEncodeMs += encodeMs;
   }
 
   stop(): void {
@@ -43,25 +63,82 @@ export class SenderStats {
     const idle = viewers.length === 0 && this.frames === 0;
     if (idle && this.saidIdle) return;
     this.saidIdle = idle;
+    const counted = new Map<ViewerFigures, Counted>();
+    const perViewer = viewers.map((v) => {
+      const before = this.counted.get(v) ?? { sent: 0, dropped: 0, bytes: 0 };
+      counted.set(v, { sent: v.sent, dropped: v.dropped, bytes: v.bytesSent });
+      return {
+        viewer: v,
+        frames: v.sent - before.sent,
+        mbps: round(((v.bytesSent - before.bytes) * 8) / seconds / 1e6, 2),
+        dropped: v.dropped - before.dropped,
+      };
+    });
+    this.counted = counted;
     const figures = {
       fps: round(this.frames / seconds, 1),
-      mbps: round((this.bytes * 8) / seconds / 1e6, 2),
+      mbps: round(perViewer.reduce((sum, p) => sum + p.mbps, 0), 2),
       encodeMs: this.frames ? round(this.encodeMs / this.frames, 2) : 0,
       viewers: viewers.length,
-      dropped: Object.fromEntries(viewers.map((v) => [v.name, v.dropped])),
     };
-    this.frames = this.bytes = this.encodeMs = 0;
+    this.frames = this.encodeMs = 0;
     if (this.format === 'json') {
-      this.write(`${JSON.stringify({ time: new Date().toISOString(), ...figures })}\n`);
+      this.write(
+        `${JSON.stringify({
+          kind: 'interval',
+          time: new Date().toISOString(),
+          ...figures,
+          dropped: Object.fromEntries(viewers.map((v) => [v.name, v.dropped])),
+          perViewer: perViewer.map((p) => ({ ...viewerJson(p.viewer), frames: p.frames, mbps: p.mbps, droppedNow: p.dropped })),
+        })}\n`,
+      );
     } else if (idle) {
       this.write('waiting for receivers\n');
     } else {
       const drops = viewers.reduce((sum, v) => sum + v.dropped, 0);
-      this.write(
-        `sending ${figures.fps.toFixed(1)} fps, ${figures.mbps.toFixed(2)} Mbit/s per viewer, encode ${figures.encodeMs.toFixed(2)} ms, ${figures.viewers} viewer(s), ${drops} frames dropped\n`,
-      );
+      const lines = [
+        `sending ${figures.fps.toFixed(1)} fps, encode ${figures.encodeMs.toFixed(2)} ms, ${figures.viewers} viewer(s), ${figures.mbps.toFixed(2)} Mbit/s in all, ${drops} frames dropped\n`,
+        ...perViewer.map(
+          (p) =>
+            `sending to #${p.viewer.id} (${p.viewer.name}) on ${p.viewer.describeRung(p.viewer.rung)}: ${p.frames} frames, ${p.mbps.toFixed(2)} Mbit/s, ${p.dropped} dropped, ` +
+            `in flight ${formatBytes(p.viewer.inFlightBytes)} of ${formatBytes(p.viewer.windowBytes)}, link ${p.viewer.capacityBytesPerSecond === undefined ? 'not measured yet' : formatMbps(p.viewer.capacityBytesPerSecond)}\n`,
+        ),
+      ];
+      for (const line of lines) this.write(line);
     }
   }
+
+  /** In JSON, one last line for the whole run (the text summary is the viewers' "left" lines). */
+  summary(): void {
+    if (this.format !== 'json') return;
+    const seconds = (performance.now() - this.started) / 1000;
+    this.write(
+      `${JSON.stringify({
+        kind: 'summary',
+        time: new Date().toISOString(),
+        seconds: round(seconds, 1),
+        frames: this.totalFrames,
+        fps: round(this.totalFrames / seconds, 1),
+        encodeMs: this.totalFrames ? round(this.totalEncodeMs / this.totalFrames, 2) : 0,
+        perViewer: this.server.viewerList.map(viewerJson),
+      })}\n`,
+    );
+  }
+}
+
+function viewerJson(v: ViewerFigures) {
+  const capacity = v.capacityBytesPerSecond;
+  return {
+    id: v.id,
+    name: v.name,
+    rung: v.rung,
+    sent: v.sent,
+    dropped: v.dropped,
+    inFlightBytes: v.inFlightBytes,
+    inFlightFrames: v.inFlightFrames,
+    windowBytes: v.windowBytes,
+    linkMbps: capacity === undefined ? null : round((capacity * 8) / 1e6, 1),
+  };
 }
 
 function round(x: number, digits: number): number {

@@ -48,6 +48,20 @@ export type SenderSessionEnd =
   /** This side left (bye sent when the receiver was streaming). */
   | { kind: 'left'; reason: string };
 
+/** What the plumbing may read of a session's flow-control window (it changes only through the session). */
+export type SenderWindowView = Pick<
+  FlowWindow,
+  | 'windowBytes'
+  | 'inFlightBytes'
+  | 'inFlightFrames'
+  | 'capacityBytesPerSecond'
+  | 'deliveredBytesPerSecond'
+  | 'roundTripMs'
+  | 'ackedBytes'
+  | 'canSend'
+  | 'oldestUnackedMs'
+>;
+
 type State = 'hello' | 'auth' | 'streaming' | 'closed';
 
 /**
@@ -99,8 +113,11 @@ export class SenderSession {
     return this.sentCount;
   }
 
-  /** The flow-control window (read-only use: figures for logs and adaptation). */
-  get window(): Pick<FlowWindow, 'windowBytes' | 'inFlightBytes' | 'inFlightFrames' | 'capacityBytesPerSecond' | 'roundTripMs' | 'ackedBytes'> {
+  /**
+   * The flow-control window, read-only: figures for logs and adaptation, and what an outlet asks
+   * before it writes a frame (canSend, oldestUnackedMs). Frames sent and acks go through the session.
+   */
+  get window(): SenderWindowView {
     return this.flow;
   }
 

@@ -1,0 +1,135 @@
+import { FanOut, rungLadder, RungEncoder, type Outlet, type RungSpec } from '@camstream/fanout';
+import type { FrameCodec, RawImage } from '@camstream/media';
+import { prepareFrame, type StreamDescription } from '@camstream/protocol';
+import { OutgoingFrame } from './outgoing-frame';
+
+/** The JPEG quality used when the stream does not name one (the OpenCV adapter's default too). */
+const DEFAULT_JPEG_QUALITY = 80;
+
+export interface BroadcastOptions {
+  /** Encodes each rung in use (the OpenCV codec in the app). */
+  codec: FrameCodec;
+  /** The stream as captured (size, fps, encoding, quality, source); its rungs are added here. */
+  stream: StreamDescription;
+  now?: () => number;
+}
+
+/** What one publish() did. */
+export interface BroadcastResult {
+  /** The frame of each rung that was encoded, by rung. */
+  readonly frames: ReadonlyMap<number, OutgoingFrame>;
+  /** Time spent encoding every rung in use. */
+  readonly encodeMs: number;
+  /** Settles once some viewer wrote the frame, or none holds it any more. */
+  readonly taken: Promise<void>;
+  /** Settles once every viewer wrote (to the kernel) or dropped every rung of the frame. */
+  readonly released: Promise<void>;
+}
+
+/**
+ * One stream as the sender announces it and encodes it: the quality ladder (PROTOCOL.md 4.4: rungs
+ * for JPEG only; raw and PNG streams can only drop frames), and the fan-out that encodes each rung
+ * in use once per captured frame and hands it to every viewer on that rung. Viewers join and leave
+ * through add() and delete() (the stream server does that); the capture loop publishes.
+ */
+export class Broadcast {
+  /** The stream description every receiver gets in the sender's hello, with its rungs. */
+  readonly stream: StreamDescription;
+  /** Rung 0 (the stream itself) and the lower rungs, best first. */
+  readonly ladder: readonly RungSpec[];
+  private readonly fanOut: FanOut<OutgoingFrame>;
+  /** Called once when the next viewer joins. */
+  private readonly joinListeners = new Set<() => void>();
+  /** The frames prepared by each publish() under way, so that its own hold on them can be let go. */
+  private readonly preparing = new Map<number, OutgoingFrame[]>();
+
+  constructor(options: BroadcastOptions) {
+    const { encoding, width, height } = options.stream;
+    const quality = encoding === 'jpeg' ? (options.stream.quality ?? DEFAULT_JPEG_QUALITY) : undefined;
+    this.ladder = rungLadder(encoding, width, height, quality);
+    // A quality only means something for JPEG; the rungs are this ladder's.
+    const { rungs: _given, quality: _asked, ...stream } = options.stream;
+    this.stream = {
+      ...stream,
+      ...(quality === undefined ? {} : { quality }),
+      ...(this.ladder.length > 1 ? { rungs: this.ladder.slice(1).map((r) => ({ ...r })) } : {}),
+    };
+    this.fanOut = new FanOut<OutgoingFrame>({
+      encoder: new RungEncoder(options.codec, encoding, this.ladder),
+      fps: options.stream.fps,
+      prepare: (encoded, published) => {
+        const frame = new OutgoingFrame(
+          prepareFrame(encoded.payload, {
+            seq: published.seq,
+            captureTime: published.captureTime,
+            width: encoded.width,
+            height: encoded.height,
+            channels: published.image.channels as 1 | 3 | 4,
+            encoding,
+            rung: encoded.rung,
+          }),
+          encoded.rung,
+        );
+        this.preparing.get(published.seq)?.push(frame);
+        return frame;
+      },
+      ...(options.now ? { now: options.now } : {}),
+    });
+  }
+
+  /** Viewers getting frames. */
+  get size(): number {
+    return this.fanOut.size;
+  }
+
+  add(outlet: Outlet<OutgoingFrame>): void {
+    this.fanOut.add(outlet);
+    const listeners = [...this.joinListeners];
+    this.joinListeners.clear();
+    for (const listener of listeners) listener();
+  }
+
+  delete(outlet: Outlet<OutgoingFrame>): void {
+    this.fanOut.delete(outlet);
+  }
+
+  /** Resolves when the next viewer joins (at once if `orNow` and someone watches already). */
+  nextViewer(orNow = false): Promise<void> {
+    if (orNow && this.fanOut.size > 0) return Promise.resolve();
+    return new Promise((resolve) => this.joinListeners.add(resolve));
+  }
+
+  /** Calls `listener` once, when the next viewer joins; the function returned cancels that. */
+  whenViewerJoins(listener: () => void): () => void {
+    const once = () => listener();
+    this.joinListeners.add(once);
+    return () => void this.joinListeners.delete(once);
+  }
+
+  /** Expected bytes per second of a rung (for figures). */
+  rungBitrate(rung: number): number {
+    return this.fanOut.rungBitrate(rung);
+  }
+
+  /**
+   * Encodes `image` once for each rung some viewer is on and offers it to those viewers. Resolves
+   * once every rung was encoded and offered; the viewers write it as their windows allow.
+   */
+  async publish(image: RawImage, seq: number, captureTime: number): Promise<BroadcastResult> {
+    const frames: OutgoingFrame[] = [];
+    this.preparing.set(seq, frames);
+    try {
+      const published = await this.fanOut.publish({ image, seq, captureTime });
+      return {
+        frames: published.frames,
+        encodeMs: published.encodeMs,
+        taken: published.taken,
+        released: Promise.all(frames.map((f) => f.released)).then(() => undefined),
+      };
+    } finally {
+      this.preparing.delete(seq);
+      // The publisher's own hold: from here on only the viewers hold the frames.
+      for (const frame of frames) frame.release();
+    }
+  }
+}
