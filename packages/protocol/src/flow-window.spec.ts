@@ -67,12 +67,17 @@ describe('FlowWindow', () => {
     expect(flow.capacityBytesPerSecond!).toBeCloseTo(fast, -3);
   });
 
-  it('takes a frame that arrived within a couple of milliseconds as a lower bound, not a measurement', () => {
-    const flow = new FlowWindow();
-    flow.sent(0, 45_000, 0);
-    flow.acked({ seq: 0, spanMs: 0, spanBytes: 0 }, 1);
-    // 45 KB in under 2 ms: at least 22.5 MB/s.
-    expect(flow.capacityBytesPerSecond).toBe(22_500_000);
+  it('takes frames that arrive within a couple of milliseconds as a path too fast to measure: the window follows what was delivered', () => {
+    const flow = new FlowWindow({ queueTargetMs: 50 });
+    let now = 0;
+    for (let seq = 0; seq < 10; seq++) {
+      flow.sent(seq, 45_000, now);
+      now += 1;
+      flow.acked({ seq, spanMs: 0.5, spanBytes: 30_000 }, now);
+    }
+    expect(flow.capacityBytesPerSecond).toBe(Infinity);
+    // 45 KB per ms delivered: 1.25 x 45 MB/s x (round trip + 50 ms).
+    expect(flow.windowBytes).toBe(Math.ceil(1.25 * 45_000 * (flow.roundTripMs! + 50)));
   });
 
   it('reports how long the oldest frame has waited for its ack', () => {

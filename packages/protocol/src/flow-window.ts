@@ -92,7 +92,10 @@ export class FlowWindow {
     return this.ackedBytesTotal;
   }
 
-  /** Estimated capacity of the path to the receiver in bytes per second; undefined before the first ack. */
+  /**
+   * Estimated capacity of the path to the receiver in bytes per second; undefined before the first
+   * ack, Infinity while frames arrive faster than spans can measure (loopback, a fast LAN).
+   */
   get capacityBytesPerSecond(): number | undefined {
     return this.capacity === undefined ? undefined : this.capacity * 1000;
   }
@@ -124,7 +127,7 @@ export class FlowWindow {
     if (this.capacity === undefined) return this.initialWindowBytes;
     const delivered = this.deliveredBytesPerSecond;
     const rate = delivered === undefined ? this.capacity : Math.min(this.capacity, (DELIVERY_HEADROOM * delivered) / 1000);
-    return Math.ceil(rate * ((this.roundTripMs ?? 0) + this.queueTargetMs));
+    return Number.isFinite(rate) ? Math.ceil(rate * ((this.roundTripMs ?? 0) + this.queueTargetMs)) : this.initialWindowBytes;
   }
 
   /** Whether a frame of `bytes` may go now. One frame may always go when nothing is in flight. */
@@ -160,7 +163,7 @@ export class FlowWindow {
     this.addDelivery(now, bytes);
     this.lastAckedSeq = ack.seq;
     this.addRoundTrip(now, now - frame.sentAt - ack.spanMs);
-    this.addCapacity(now, ack, frame.bytes);
+    this.addCapacity(now, ack);
   }
 
   /** How long the oldest unacknowledged frame has waited for its ack (0 when none is in flight). */
@@ -183,11 +186,11 @@ export class FlowWindow {
     }
   }
 
-  private addCapacity(now: number, ack: AckReport, frameBytes: number): void {
-    // A frame that arrived within a couple of milliseconds only says the path is at least that fast.
-    const rate = ack.spanMs >= MIN_MEASURED_SPAN_MS && ack.spanBytes > 0
-      ? ack.spanBytes / ack.spanMs
-      : Math.max(ack.spanBytes, frameBytes) / MIN_MEASURED_SPAN_MS;
+  private addCapacity(now: number, ack: AckReport): void {
+    // A frame that arrived within a couple of milliseconds says only that the path is faster than
+    // arrival spans can measure: counted as unbounded, so that the window follows the delivered
+    // rate alone (a fixed lower bound would cap a fast stream at ~500 of its frames a second).
+    const rate = ack.spanMs >= MIN_MEASURED_SPAN_MS && ack.spanBytes > 0 ? ack.spanBytes / ack.spanMs : Infinity;
     this.samples.push({ at: now, rate });
     while (this.samples.length > FAST_SAMPLE_COUNT && (now - this.samples[0]!.at > SLOW_SAMPLE_WINDOW_MS || this.samples.length > MAX_SAMPLES)) {
       this.samples.shift();
