@@ -31,11 +31,13 @@ export default tseslint.config(
             { sourceTag: 'scope:fanout', onlyDependOnLibsWithTags: ['scope:media'], bannedExternalImports: notOpenCV },
             // browser: the server and page for browsers; codecs come in through media's FrameCodec.
             { sourceTag: 'scope:browser', onlyDependOnLibsWithTags: ['scope:protocol', 'scope:media', 'scope:fanout'], bannedExternalImports: notOpenCV },
+            // nats: the NATS transport (frames and announcements on a bus); bytes, never images.
+            { sourceTag: 'scope:nats', onlyDependOnLibsWithTags: ['scope:protocol', 'scope:media'], bannedExternalImports: notOpenCV },
             // the one place that may import OpenCV.
             { sourceTag: 'scope:opencv', onlyDependOnLibsWithTags: ['scope:protocol', 'scope:media'] },
             { sourceTag: 'scope:testkit', onlyDependOnLibsWithTags: ['scope:protocol', 'scope:media'], bannedExternalImports: notOpenCV },
             // apps: production code never reaches for the testkit (tests are allowed below).
-            { sourceTag: 'scope:app', onlyDependOnLibsWithTags: ['scope:protocol', 'scope:media', 'scope:fanout', 'scope:opencv', 'scope:browser', 'scope:tutorial-wire'], bannedExternalImports: notOpenCV },
+            { sourceTag: 'scope:app', onlyDependOnLibsWithTags: ['scope:protocol', 'scope:media', 'scope:fanout', 'scope:opencv', 'scope:browser', 'scope:tutorial-wire', 'scope:nats'], bannedExternalImports: notOpenCV },
           ],
         },
       ],
@@ -55,9 +57,10 @@ export default tseslint.config(
             { sourceTag: 'scope:tutorial-wire', onlyDependOnLibsWithTags: [], bannedExternalImports: notOpenCV },
             { sourceTag: 'scope:fanout', onlyDependOnLibsWithTags: ['scope:media', 'scope:testkit', 'scope:opencv'] },
             { sourceTag: 'scope:browser', onlyDependOnLibsWithTags: ['scope:protocol', 'scope:media', 'scope:fanout', 'scope:testkit', 'scope:opencv'] },
+            { sourceTag: 'scope:nats', onlyDependOnLibsWithTags: ['scope:protocol', 'scope:media', 'scope:testkit'] },
             { sourceTag: 'scope:opencv', onlyDependOnLibsWithTags: ['scope:protocol', 'scope:media', 'scope:testkit'] },
             { sourceTag: 'scope:testkit', onlyDependOnLibsWithTags: ['scope:protocol', 'scope:media', 'scope:opencv'] },
-            { sourceTag: 'scope:app', onlyDependOnLibsWithTags: ['scope:protocol', 'scope:media', 'scope:fanout', 'scope:opencv', 'scope:browser', 'scope:testkit', 'scope:tutorial-wire'] },
+            { sourceTag: 'scope:app', onlyDependOnLibsWithTags: ['scope:protocol', 'scope:media', 'scope:fanout', 'scope:opencv', 'scope:browser', 'scope:testkit', 'scope:tutorial-wire', 'scope:nats'] },
           ],
         },
       ],

@@ -1,0 +1,88 @@
+import { type NatsServer, startNatsServer } from '@camstream/testkit';
+import { CameraPublisher, CameraSubscriber, type SubscriberEvent } from '../src';
+import { fakeFrame, FrameCollector, link, nextEvent, pictureNumber, SMALL_STREAM } from './helpers';
+
+let server: NatsServer;
+
+beforeAll(async () => {
+  server = await startNatsServer();
+});
+
+afterAll(async () => {
+  await server.dispose();
+});
+
+async function subscriberOf(camera: string, name: string) {
+  const collector = new FrameCollector();
+  const events: ((event: SubscriberEvent) => void)[] = [];
+  const subscriber = await CameraSubscriber.start(await link(server.url, { name }), {
+    cameras: [camera],
+    onFrame: collector.onFrame,
+    onEvent: (event) => events.forEach((listener) => listener(event)),
+  });
+  return { collector, events, subscriber };
+}
+
+describe('one publisher, several subscribers, one real nats-server', () => {
+  it('delivers every frame, checked and in order, to every subscriber, publishing each frame once', async () => {
+    const publisherLink = await link(server.url, { name: 'pubsub-publisher' });
+    const publisher = await CameraPublisher.start(publisherLink, { camera: 'porch', stream: SMALL_STREAM, senderName: 'porch-pi' });
+    const subscribers = await Promise.all([1, 2, 3].map((i) => subscriberOf('porch', `pubsub-subscriber-${i}`)));
+    // Each learns the stream from a describe reply, before any frame.
+    for (const { events, subscriber } of subscribers) {
+      if (!subscriber.statsOf('porch')?.stream) await nextEvent(events, (event) => event.type === 'stream', 'the stream');
+      expect(subscriber.statsOf('porch')).toMatchObject({ stream: SMALL_STREAM, senderName: 'porch-pi', epoch: publisher.epoch });
+    }
+
+    const count = 40;
+    for (let seq = 0; seq < count; seq++) expect(publisher.publishFrame(fakeFrame(seq))).toBe('published');
+    for (const { collector } of subscribers) await collector.until(() => collector.frames.at(-1)?.header.seq === count - 1, `frame ${count - 1}`);
+
+    for (const { collector, subscriber } of subscribers) {
+      // Every frame, in order, with the picture it was published with.
+      expect(collector.frames.map((frame) => frame.header.seq)).toEqual([...Array(count).keys()]);
+      expect(collector.frames.map(pictureNumber)).toEqual([...Array(count).keys()]);
+      for (const frame of collector.frames) {
+        expect(frame).toMatchObject({ camera: 'porch', epoch: publisher.epoch, rung: 0, declaredDrops: 0, lostInTransport: 0, undeclaredGap: 0 });
+        expect(frame.arrivedAt).toBeGreaterThanOrEqual(frame.header.captureTime);
+      }
+      expect(subscriber.statsOf('porch')).toMatchObject({ frames: count, delivered: count, skipped: 0, held: 0, corrupt: 0, undeclaredGaps: 0, lostInTransport: 0, declaredDrops: 0 });
+    }
+
+    // The server saw each frame once from the publisher, and sent it to each of the three subscribers.
+    const { framesPublished, frameBytes, announcements, describeReplies } = publisher.stats;
+    expect(framesPublished).toBe(count);
+    expect(describeReplies).toBe(3);
+    const connections = (await server.connz()).connections;
+    const fromPublisher = connections.find((connection) => connection.name === 'pubsub-publisher')!;
+    expect(fromPublisher.in_msgs).toBe(framesPublished + announcements + describeReplies);
+    expect(fromPublisher.in_bytes).toBeLessThan(frameBytes * 1.1);
+    for (let i = 1; i <= 3; i++) {
+      const toSubscriber = connections.find((connection) => connection.name === `pubsub-subscriber-${i}`)!;
+      expect(toSubscriber.out_msgs).toBeGreaterThanOrEqual(count);
+      expect(toSubscriber.out_bytes).toBeGreaterThanOrEqual(frameBytes);
+    }
+    await publisher.close();
+    await Promise.all(subscribers.map(({ subscriber }) => subscriber.close()));
+  });
+
+  it('declares the frames the caller skipped, so that receivers count them as declared drops, not gaps', async () => {
+    const publisher = await CameraPublisher.start(await link(server.url), { camera: 'yard', stream: SMALL_STREAM });
+    const { collector, events, subscriber } = await subscriberOf('yard', 'yard-subscriber');
+    if (!subscriber.statsOf('yard')?.stream) await nextEvent(events, (event) => event.type === 'stream', 'the stream');
+    for (const seq of [0, 1, 4, 5, 9]) publisher.publishFrame(fakeFrame(seq));
+    await collector.until(() => collector.frames.length === 5, '5 frames');
+    expect(collector.frames.map((frame) => [frame.header.seq, frame.header.dropped, frame.declaredDrops])).toEqual([
+      [0, 0, 0],
+      [1, 0, 0],
+      [4, 2, 2],
+      [5, 2, 0],
+      [9, 5, 3],
+    ]);
+    expect(subscriber.statsOf('yard')).toMatchObject({ frames: 5, declaredDrops: 5, undeclaredGaps: 0, lostInTransport: 0 });
+    expect(publisher.stats.framesDropped).toBe(5);
+    expect(() => publisher.publishFrame(fakeFrame(9))).toThrow('frame 9 offered after frame 9: sequence numbers must increase');
+    await publisher.close();
+    await subscriber.close();
+  });
+});
