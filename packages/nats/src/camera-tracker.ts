@@ -48,17 +48,24 @@ export interface IncomingMessage {
 
 export type RefusalReason = 'unsigned' | 'bad-signature' | 'replayed' | 'stale-epoch';
 
+/**
+ * Why the stream was interrupted, most specific first: this receiver's connection went down, the
+ * sender's did (its reconnect count rose), the sender restarted (a new run), or no frame came for
+ * longer than the outage threshold with no connection known to have broken.
+ */
+export type OutageCause = 'receiver-reconnected' | 'sender-reconnected' | 'sender-restarted' | 'silence';
+
+/** An interruption of a camera's stream, reported when its frames come again. */
 export interface Outage {
+  cause: OutageCause;
   /** Arrival of the last frame before, and of the first frame after (ms, the tracker's clock). */
   startedAt: number;
   endedAt: number;
   lengthMs: number;
-  /** Frames of the same sender run missing across it that the sender did not declare. */
+  /** Frames of the same sender run missing across it that the sender did not declare: lost in transport. */
   lostFrames: number;
   /** Frames the sender declared it dropped across it (it could not publish them). */
   declaredDrops: number;
-  /** The frames after it come from a new sender run (the sender restarted). */
-  senderRestarted: boolean;
 }
 
 /** A frame that passed every check, with what its sequence number says about the frames before it. */
@@ -293,8 +300,7 @@ export class CameraTracker {
 
   private accept(run: FollowedRun, header: FrameHeader, payload: Buffer, rung: number, message: IncomingMessage): FrameVerdict {
     const { arrivedAt } = message;
-    const silentFor = this.lastFrameAt === undefined ? 0 : arrivedAt - this.lastFrameAt;
-    const outageNow = this.lastFrameAt !== undefined && silentFor > this.outageAfterMs;
+    const previousAt = this.lastFrameAt;
     let declared = 0;
     let undeclared = 0;
     if (run.lastSeq !== undefined) {
@@ -303,23 +309,23 @@ export class CameraTracker {
     }
     // NATS delivers at most once: frames vanish when a connection breaks. Missing frames are
     // blamed on transport only when something broke in between; otherwise they are a gap.
-    const explained = this.interrupted || outageNow || (run.lastReconnects !== undefined && message.reconnects !== run.lastReconnects);
-    const lost = explained ? undeclared : 0;
-    const gap = explained ? 0 : undeclared;
+    let cause: OutageCause | undefined;
+    if (previousAt !== undefined) {
+      if (this.interrupted) cause = 'receiver-reconnected';
+      else if (run.lastReconnects !== undefined && message.reconnects !== run.lastReconnects) cause = 'sender-reconnected';
+      else if (run.lastSeq === undefined) cause = 'sender-restarted';
+      else if (arrivedAt - previousAt > this.outageAfterMs) cause = 'silence';
+    }
+    const lost = cause ? undeclared : 0;
+    const gap = cause ? 0 : undeclared;
     let outage: Outage | undefined;
-    if (outageNow) {
-      outage = {
-        startedAt: this.lastFrameAt!,
-        endedAt: arrivedAt,
-        lengthMs: silentFor,
-        lostFrames: lost,
-        declaredDrops: declared,
-        senderRestarted: run.lastSeq === undefined && this.counts.senderRuns > 1,
-      };
+    if (cause) {
+      const lengthMs = arrivedAt - previousAt!;
+      outage = { cause, startedAt: previousAt!, endedAt: arrivedAt, lengthMs, lostFrames: lost, declaredDrops: declared };
       const outages = this.counts.outages;
       outages.count++;
-      outages.totalMs += silentFor;
-      outages.longestMs = Math.max(outages.longestMs, silentFor);
+      outages.totalMs += lengthMs;
+      outages.longestMs = Math.max(outages.longestMs, lengthMs);
       outages.recent.push(outage);
       if (outages.recent.length > RECENT_OUTAGES) outages.recent.shift();
     }

@@ -236,9 +236,10 @@ function resolveSecurity(parsed: ParsedNatsUrl, options: NatsConnectOptions): Re
     security.source = 'the token from the URL';
   } else if (credsFile) {
     const creds = readFile(credsFile, 'creds file');
-    let authenticator: Authenticator;
+    const authenticator: Authenticator = credsAuthenticator(creds);
     try {
-      authenticator = credsAuthenticator(creds);
+      // nats.js reads the file only when a server asks for a signature; sign a dummy nonce now, so a bad file is named here.
+      authenticator('camstream-creds-check');
     } catch (error) {
       throw new NatsTransportError('ERR_NATS_FILE', `the NATS creds file ${credsFile} is not a creds file: ${(error as Error).message}`, { cause: error });
     }
@@ -275,7 +276,7 @@ export function describeFailure(error: Error, where: string, credentialsSource: 
     );
   }
   if (/certificate|ssl|tls|handshake/i.test(detail) || (error instanceof errors.InvalidArgumentError && /tls/i.test(error.message))) {
-    const hint = /available on this server/i.test(detail)
+    const hint = /available on this server|does not support 'tls'/i.test(detail)
       ? 'the server does not offer TLS: use nats:// (or enable TLS on the server)'
       : 'check tls:// and the CA file (NATS_CA)';
     return new NatsTransportError('ERR_NATS_TLS', `TLS with NATS at ${where} failed: ${detail.trim()}; ${hint}`, { cause: error });

@@ -13,7 +13,7 @@ export type { CameraPublisherOptions, PublisherStats } from './publisher';
 export { CameraSubscriber } from './subscriber';
 export type { CameraSubscriberOptions, CameraStats, SubscriberEvent } from './subscriber';
 export { CameraTracker } from './camera-tracker';
-export type { CameraTrackerOptions, CameraCounts, NatsFrame, Outage, RefusalReason, FrameVerdict, AnnouncementVerdict, IncomingMessage } from './camera-tracker';
+export type { CameraTrackerOptions, CameraCounts, NatsFrame, Outage, OutageCause, RefusalReason, FrameVerdict, AnnouncementVerdict, IncomingMessage } from './camera-tracker';
 export { checkCameraName, parseCameraSelection, cameraSubject, cameraOfSubject, everyCameraSubject, SUBJECT_ROOT } from './subjects';
 export type { CameraSelection, SubjectKind } from './subjects';
 export { newEpoch, parseEpoch, compareEpochs } from './epoch';

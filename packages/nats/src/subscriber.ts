@@ -91,8 +91,10 @@ export class CameraSubscriber {
       this.listen(everyCameraSubject('hello'), (msg) => this.onHelloMessage(msg));
     } else {
       if (options.cameras.length === 0) throw new RangeError('a subscriber needs at least one camera, or "*"');
+      // Every name is checked before anything is subscribed.
+      options.cameras.forEach(checkCameraName);
       for (const camera of options.cameras) {
-        this.stateOf(checkCameraName(camera));
+        this.stateOf(camera);
         this.listen(cameraSubject(camera, 'frames'), (msg) => this.onFrameMessage(msg));
         this.listen(cameraSubject(camera, 'hello'), (msg) => this.onHelloMessage(msg));
       }
@@ -142,7 +144,6 @@ export class CameraSubscriber {
     clearInterval(this.sweep);
     this.stopListening();
     if (!this.link.done) for (const subscription of this.subscriptions) subscription.unsubscribe();
-    for (const state of this.cameras.values()) state.slot = undefined;
     await Promise.all(this.inFlight);
   }
 
@@ -292,7 +293,12 @@ export class CameraSubscriber {
     }
   }
 
-  /** Latest-wins: the frame waits in the camera's one slot, replacing any older one, until the consumer is free. */
+  /**
+   * Latest-wins: the frame waits in the camera's one slot, replacing any older one, until the
+   * consumer is free. A consumer is busy until its promise settles; one that returns nothing is
+   * busy until the event loop's next turn, so that frames that piled up in the socket while it
+   * blocked the loop are all read first and it gets the newest of them, not each in turn.
+   */
   private offer(state: CameraState, frame: NatsFrame): void {
     if (state.slot) state.skipped++;
     state.slot = frame;
@@ -301,7 +307,7 @@ export class CameraSubscriber {
 
   private deliver(state: CameraState): void {
     const frame = state.slot;
-    if (!frame || this.isClosed) return;
+    if (!frame || state.busy || this.isClosed) return;
     state.slot = undefined;
     state.busy = true;
     state.delivered++;
@@ -310,13 +316,11 @@ export class CameraSubscriber {
       this.deliver(state);
     };
     const failed = (error: unknown) => this.emit({ type: 'consumer-error', camera: frame.camera, error });
-    let result: void | Promise<void>;
+    let result: void | Promise<void> = undefined;
     try {
       result = this.options.onFrame(frame);
     } catch (error) {
       failed(error);
-      done();
-      return;
     }
     if (result && typeof result.then === 'function') {
       const settled = result.then(undefined, failed).finally(() => {
@@ -325,7 +329,7 @@ export class CameraSubscriber {
       });
       this.inFlight.add(settled);
     } else {
-      done();
+      setImmediate(done);
     }
   }
 }
