@@ -243,7 +243,8 @@ export class CameraTracker {
       parsed,
       stream,
       senderName,
-      rungs: streamRungs(stream),
+      // One stream per camera: announced rungs are ignored, a frame on a rung is refused.
+      rungs: streamRungs(stream).slice(0, 1),
       maxFrameBytes: frameLimit(stream),
       lastSeq: undefined,
       lastDropped: 0,

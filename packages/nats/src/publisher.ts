@@ -93,13 +93,15 @@ export class CameraPublisher {
     this.frameSubject = cameraSubject(this.camera, 'frames');
     this.helloSubject = cameraSubject(this.camera, 'hello');
     this.describeSubject = cameraSubject(this.camera, 'describe');
+    // One stream per camera: a sender's lower rungs (section 4.4) are for its TCP receivers.
+    const { rungs: _rungs, ...stream } = options.stream;
     const hello: HelloHeader = {
       type: 'hello',
       protocol: PROTOCOL_NAME,
       version: PROTOCOL_VERSION,
       role: 'sender',
       ...(options.senderName === undefined ? {} : { name: options.senderName }),
-      stream: options.stream,
+      stream,
     };
     this.helloBytes = helloMessageBytes(hello);
     this.maxUnconfirmedBytes = options.maxUnconfirmedBytes ?? 2 * 1024 * 1024;
@@ -151,7 +153,7 @@ export class CameraPublisher {
   }
 
   /**
-   * Publishes one frame, or drops it (declared in the next frame's `dropped`) when the connection
+   * Publishes one frame (of rung 0), or drops it (declared in the next frame's `dropped`) when the connection
    * is down or the server is behind by maxUnconfirmedBytes. Sequence numbers must increase; numbers
    * the caller skipped are declared as drops too. Throws PayloadTooLargeError for a frame over the
    * server's max_payload (it is dropped), NatsTransportError ERR_NATS_CLOSED once the connection is
@@ -159,7 +161,8 @@ export class CameraPublisher {
    */
   publishFrame(frame: PreparedFrame): 'published' | 'dropped' {
     this.checkOpen();
-    const { seq } = frame.header;
+    const { seq, rung } = frame.header;
+    if (rung) throw new RangeError(`frame ${seq} is on rung ${rung}: NATS carries each camera's stream itself (rung 0) only`);
     if (this.lastOfferedSeq !== undefined) {
       if (seq <= this.lastOfferedSeq) throw new RangeError(`frame ${seq} offered after frame ${this.lastOfferedSeq}: sequence numbers must increase`);
       this.dropped += seq - this.lastOfferedSeq - 1;

@@ -1,3 +1,4 @@
+import { prepareFrame } from '@camstream/protocol';
 import { type NatsServer, startNatsServer } from '@camstream/testkit';
 import { CameraPublisher, CameraSubscriber, type SubscriberEvent } from '../src';
 import { fakeFrame, FrameCollector, link, nextEvent, pictureNumber, SMALL_STREAM } from './helpers';
@@ -26,7 +27,8 @@ async function subscriberOf(camera: string, name: string) {
 describe('one publisher, several subscribers, one real nats-server', () => {
   it('checks every frame at every subscriber and hands over the newest, publishing each frame once', async () => {
     const publisherLink = await link(server.url, { name: 'pubsub-publisher' });
-    const publisher = await CameraPublisher.start(publisherLink, { camera: 'porch', stream: SMALL_STREAM, senderName: 'porch-pi' });
+    // A stream with lower rungs for TCP receivers: NATS carries the stream itself, announced without them.
+    const publisher = await CameraPublisher.start(publisherLink, { camera: 'porch', stream: { ...SMALL_STREAM, rungs: [{ width: 32, height: 24 }] }, senderName: 'porch-pi' });
     const subscribers = await Promise.all([1, 2, 3].map((i) => subscriberOf('porch', `pubsub-subscriber-${i}`)));
     // Each learns the stream from a describe reply, before any frame.
     for (const { events, subscriber } of subscribers) {
@@ -92,6 +94,8 @@ describe('one publisher, several subscribers, one real nats-server', () => {
     expect(subscriber.statsOf('yard')).toMatchObject({ frames: 5, declaredDrops: 5, undeclaredGaps: 0, lostInTransport: 0 });
     expect(publisher.stats.framesDropped).toBe(5);
     expect(() => publisher.publishFrame(fakeFrame(9))).toThrow('frame 9 offered after frame 9: sequence numbers must increase');
+    const onRung = prepareFrame(Buffer.alloc(32 * 24 * 3), { seq: 10, captureTime: 0, width: 32, height: 24, channels: 3, encoding: 'raw-bgr', rung: 1 });
+    expect(() => publisher.publishFrame(onRung)).toThrow('frame 10 is on rung 1: NATS carries each camera\'s stream itself (rung 0) only');
     await publisher.close();
     await subscriber.close();
   });
