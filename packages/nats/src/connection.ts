@@ -129,7 +129,8 @@ export class NatsLink {
     private readonly failedAttempts: { count: number },
   ) {
     this.lastMaxPayload = connection.info?.max_payload ?? 0;
-    void this.watchStatus();
+    // The status stream ends when the connection closes; nothing it could throw matters then.
+    this.watchStatus().catch(() => undefined);
     this.closed = connection.closed().then((error) => {
       this.isConnected = false;
       this.isClosed = true;
