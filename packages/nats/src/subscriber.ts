@@ -62,6 +62,8 @@ interface CameraState {
   skipped: number;
   describing: boolean;
   lastDescribeAt: number;
+  /** A describe request waiting for the rate limit. */
+  describeTimer: NodeJS.Timeout | undefined;
 }
 
 /**
@@ -142,6 +144,7 @@ export class CameraSubscriber {
     if (this.isClosed) return;
     this.isClosed = true;
     clearInterval(this.sweep);
+    for (const state of this.cameras.values()) clearTimeout(state.describeTimer);
     this.stopListening();
     if (!this.link.done) for (const subscription of this.subscriptions) subscription.unsubscribe();
     await Promise.all(this.inFlight);
@@ -187,6 +190,7 @@ export class CameraSubscriber {
       skipped: 0,
       describing: false,
       lastDescribeAt: -Infinity,
+      describeTimer: undefined,
     };
     this.cameras.set(camera, state);
     return state;
@@ -256,14 +260,24 @@ export class CameraSubscriber {
     }
   }
 
-  /** Asks the camera's sender for its announcement, bound to a fresh nonce (at most one at a time, one a second). */
+  /**
+   * Asks the camera's sender for its announcement, bound to a fresh nonce: one request at a time
+   * per camera, at most one a second (a request asked for sooner is sent when that second is up).
+   */
   private describe(camera: string): void {
     const state = this.cameras.get(camera);
-    if (!state || state.describing || this.isClosed || this.link.done) return;
-    const now = this.now();
-    if (now - state.lastDescribeAt < DESCRIBE_INTERVAL_MS) return;
+    if (!state || state.describing || state.describeTimer || this.isClosed || this.link.done) return;
+    const wait = state.lastDescribeAt + DESCRIBE_INTERVAL_MS - this.now();
+    if (wait > 0) {
+      state.describeTimer = setTimeout(() => {
+        state.describeTimer = undefined;
+        this.describe(camera);
+      }, wait);
+      state.describeTimer.unref();
+      return;
+    }
     state.describing = true;
-    state.lastDescribeAt = now;
+    state.lastDescribeAt = this.now();
     const nonce = newNonce();
     const headers = natsHeaders();
     headers.set(HEADER_NONCE, nonce);
@@ -275,8 +289,11 @@ export class CameraSubscriber {
           if (!this.isClosed) this.handleAnnouncement(state, state.tracker.announcement(this.incoming(reply, subject), nonce));
         },
         (error: unknown) => {
-          // No sender yet, or it did not answer: its announcement or its next frame brings us back here.
-          const expected = error instanceof errors.NoRespondersError || error instanceof errors.TimeoutError || error instanceof errors.RequestError || error instanceof errors.ClosedConnectionError;
+          // No sender yet: its first announcement is news, to be described at once.
+          const noSender = error instanceof errors.NoRespondersError || (error instanceof errors.RequestError && error.isNoResponders());
+          if (noSender) state.lastDescribeAt = -Infinity;
+          // Otherwise it did not answer in time, or the connection went: its announcement or next frame brings us back.
+          const expected = noSender || error instanceof errors.TimeoutError || error instanceof errors.RequestError || error instanceof errors.ClosedConnectionError;
           if (!expected) this.emit({ type: 'describe-failed', camera, error });
         },
       )

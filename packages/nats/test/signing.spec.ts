@@ -148,6 +148,22 @@ describe("a signed camera's subject, with another client on the bus", () => {
     await subscriber.close();
   });
 
+  it('follows a signed sender that starts after the receiver, from a describe prompted by its announcement', async () => {
+    const secret = 'k';
+    const { collector, events, seen, subscriber } = await watcher('attic', secret);
+    const followed = nextEvent(events, (event) => event.type === 'stream', 'the stream');
+    const publisher = await CameraPublisher.start(await link(server.url), { camera: 'attic', stream: SMALL_STREAM, secret });
+    expect(await followed).toMatchObject({ epoch: publisher.epoch });
+    publisher.publishFrame(fakeFrame(0));
+    await collector.until(() => collector.frames.length === 1, 'the first frame');
+    // The unsolicited announcement alone did not do it (it could be a replay); the describe reply did.
+    expect(publisher.stats.describeReplies).toBeGreaterThanOrEqual(1);
+    expect(seen.filter((event) => event.type === 'refused')).toEqual([]);
+    expect(subscriber.statsOf('attic')).toMatchObject({ frames: 1, unannounced: 0 });
+    await publisher.close();
+    await subscriber.close();
+  });
+
   it('refuses everything from a sender without the secret, so nothing is shown', async () => {
     const publisher = await CameraPublisher.start(await link(server.url), { camera: 'shed', stream: SMALL_STREAM });
     const { collector, events, subscriber } = await watcher('shed', 'the secret');
