@@ -66,6 +66,10 @@ interface CameraState {
   describeTimer: NodeJS.Timeout | undefined;
 }
 
+function statsOf(state: CameraState): CameraStats {
+  return { ...state.tracker.stats, delivered: state.delivered, skipped: state.skipped, held: state.slot ? 1 : 0 };
+}
+
 /**
  * Watches cameras on NATS (PROTOCOL.md, "Over NATS"). Reads every message as it arrives (the
  * NATS client never queues, so the server never cuts this subscriber off as a slow consumer),
@@ -126,17 +130,13 @@ export class CameraSubscriber {
 
   /** Counts per camera, in the order the cameras were first seen. */
   stats(): CameraStats[] {
-    return [...this.cameras.values()].map((state) => ({
-      ...state.tracker.stats,
-      delivered: state.delivered,
-      skipped: state.skipped,
-      held: state.slot ? 1 : 0,
-    }));
+    return [...this.cameras.values()].map(statsOf);
   }
 
   /** Counts of one camera (undefined if it was never seen). */
   statsOf(camera: string): CameraStats | undefined {
-    return this.stats().find((stats) => stats.camera === camera);
+    const state = this.cameras.get(camera);
+    return state && statsOf(state);
   }
 
   /** Unsubscribes and stops; resolves once the consumer calls under way have settled. The link stays open. */
