@@ -162,6 +162,8 @@ async function main(): Promise<void> {
       bytes += payload.length;
       if (arrival.length < 100_000) arrival.push(performance.timeOrigin + performance.now() - header.captureTime);
     },
+    // onFrame keeps nothing: payloads may land in reused buffers, as in camstream-receiver.
+    onFrameKeepsPayload: false,
     reconnect: false,
     stats,
     log: (line) => log.push(line),

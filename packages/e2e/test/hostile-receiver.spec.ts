@@ -1,7 +1,8 @@
 import type net from 'node:net';
 import fc from 'fast-check';
 import { crc32, frameHeader, type FrameHeader, type Header, type StreamDescription } from '@camstream/protocol';
-import { runSession, SequenceCheck, type SessionEnd } from '@camstream/receiver';
+import { SequenceCheck } from '@camstream/protocol';
+import { runSession, type SessionEnd } from '@camstream/receiver';
 import { FakeCamera, renderFakeFrame } from '@camstream/testkit';
 import {
   codec,

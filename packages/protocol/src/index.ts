@@ -27,7 +27,7 @@ export type { EncodedMessage, FrameFields } from './encoder';
 export { crc32 } from './checksum';
 export { newNonce, receiverProof, senderProof, proofsMatch } from './auth';
 export { MessageDecoder } from './decoder';
-export type { Message, Arrival, DecoderOptions } from './decoder';
+export type { Message, Arrival, DecoderOptions, PayloadBuffers } from './decoder';
 export { FlowWindow } from './flow-window';
 export type { AckReport, FlowWindowOptions } from './flow-window';
 export { SenderSession } from './session/sender-session';

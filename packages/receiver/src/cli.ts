@@ -1,8 +1,4 @@
 import { readFileSync } from 'node:fs';
-import { extname } from 'node:path';
-import type { FrameSink } from '@camstream/media';
-import type { OpenCVCodec, VideoRecorder } from '@camstream/opencv';
-import type { FrameHeader, StreamDescription } from '@camstream/protocol';
 import { parseReceiverArgs, RECEIVER_USAGE, UsageError, type ReceiverCliOptions } from './options';
 import type { StatsSnapshot } from './stats';
 
@@ -32,18 +28,39 @@ export async function run(argv: string[]): Promise<void> {
 }
 
 async function watch(options: ReceiverCliOptions): Promise<number> {
+  const stop = new AbortController();
+  // Listening for signals from the start: a signal that arrives while no listener is registered
+  // kills the process at once (no bye to the sender, no summary, a recording without its index).
+  const onSignal = (signal: string) => {
+    log(`${signal}: stopping`);
+    stop.abort();
+  };
+  process.once('SIGINT', onSignal);
+  process.once('SIGTERM', onSignal);
+  try {
+    return await watchUntil(options, stop);
+  } finally {
+    process.off('SIGINT', onSignal);
+    process.off('SIGTERM', onSignal);
+  }
+}
+
+async function watchUntil(options: ReceiverCliOptions, stop: AbortController): Promise<number> {
   // Loaded here, not at the top, so that --help and bad options answer without loading the
   // OpenCV adapter, the protocol or the network code.
-  const { OpenCVCodec, openWindow, RecorderProcess, startRecorder } = await import('@camstream/opencv');
+  const { OpenCVCodec, RecorderProcess } = await import('@camstream/opencv');
   const { receive } = await import('./receiver');
   const { formatStatsLine, ReceiverStats } = await import('./stats');
+  const { localSinks } = await import('./sinks/local');
+  const { startBrowserSink } = await import('./sinks/browser');
   const showWindow = await decideDisplay(options.display);
   // Loading OpenCV in the recording process takes a second or two: start it now, while we connect.
   const recorderProcess = options.record ? RecorderProcess.start() : undefined;
   const stats = new ReceiverStats();
-  const stop = new AbortController();
   const codec = new OpenCVCodec();
-  const browser = options.httpPort === undefined ? undefined : await startBrowserViewer(options, codec);
+  const from = `${options.host}:${options.port}`;
+  const browser =
+    options.httpPort === undefined ? undefined : await startBrowserSink({ host: options.httpHost, port: options.httpPort, title: `camstream from ${from}`, codec, log });
   const print = (snapshot: StatsSnapshot, kind: 'interval' | 'summary') => {
     const line = options.statsJson ? JSON.stringify({ kind, time: new Date().toISOString(), ...snapshot }) : `${kind === 'summary' ? 'summary: ' : ''}${formatStatsLine(snapshot)}`;
     process.stdout.write(`${line}\n`);
@@ -53,40 +70,9 @@ async function watch(options: ReceiverCliOptions): Promise<number> {
     browser?.viewer.publishStats(snapshot);
     if (!options.quiet) print(snapshot, 'interval');
   }, 1000);
-  const onSignal = (signal: string) => {
-    log(`${signal}: stopping`);
-    stop.abort();
-  };
-  process.once('SIGINT', onSignal);
-  process.once('SIGTERM', onSignal);
   const deadline = options.durationS === undefined ? undefined : setTimeout(() => stop.abort(), options.durationS * 1000);
 
-  const recorders: VideoRecorder[] = [];
-  const openSinks = async (stream: StreamDescription): Promise<FrameSink[]> => {
-    const sinks: FrameSink[] = [];
-    if (showWindow) {
-      const window = await openWindow(`camstream: ${stream.source ?? 'stream'} (${options.host}:${options.port})`);
-      void window.closed.then(() => {
-        log('window closed: stopping');
-        stop.abort();
-      });
-      sinks.push(window);
-    }
-    if (options.record) {
-      // A sender that comes back with another frame size starts a new file rather than overwriting.
-      const file = numbered(options.record, recorders.length);
-      // It takes frames at once, while it opens the file: the first frames shown are recorded too.
-      const recorder = startRecorder(file, { fps: stream.fps || 30, width: stream.width, height: stream.height }, recorderProcess);
-      recorders.push(recorder);
-      sinks.push(recorder);
-      // A file that cannot be opened ends the run with that error (receive() returns it).
-      recorder.opened.then(
-        () => log(`recording to ${file}`),
-        (err: Error) => stop.abort(err),
-      );
-    }
-    return sinks;
-  };
+  const local = localSinks({ window: showWindow, record: options.record, recorderProcess, from, log, stop: (error) => stop.abort(error) });
 
   try {
     const result = await receive({
@@ -94,8 +80,8 @@ async function watch(options: ReceiverCliOptions): Promise<number> {
       port: options.port,
       name: options.name,
       codec,
-      openSinks,
-      ...(browser ? { lastingSinks: [browser.sink], onFrame: browser.onFrame } : {}),
+      openSinks: local.open,
+      ...(browser ? { lastingSinks: [browser.sink], onFrame: browser.onFrame, onFrameKeepsPayload: browser.keepsPayload } : {}),
       ...(options.frames === undefined ? {} : { maxFrames: options.frames }),
       reconnect: options.reconnect,
       maxStreamSize: options.maxSize,
@@ -105,7 +91,7 @@ async function watch(options: ReceiverCliOptions): Promise<number> {
       signal: stop.signal,
     });
     print(stats.summary(), 'summary');
-    recorders.forEach((r, i) => log(`recorded ${r.writtenFrames} frames to ${numbered(options.record!, i)} (${r.droppedFrames} dropped: the recorder fell behind)`));
+    local.report().forEach((line) => log(line));
     if (result.outcome === 'failed') {
       process.stderr.write(`camstream-receiver: ${result.error.message}\n`);
       return 1;
@@ -116,8 +102,6 @@ async function watch(options: ReceiverCliOptions): Promise<number> {
     await browser?.viewer.close();
     clearInterval(ticker);
     if (deadline) clearTimeout(deadline);
-    process.off('SIGINT', onSignal);
-    process.off('SIGTERM', onSignal);
   }
 }
 
@@ -134,30 +118,6 @@ async function decideDisplay(mode: ReceiverCliOptions['display']): Promise<boole
   return available;
 }
 
-/**
- * The browser server (@camstream/browser) gets every frame as received (a JPEG stream's payload
- * is forwarded byte for byte as rung 0) and then its decoded image, from which it encodes what
- * browsers need: rung 0 of raw and PNG streams, and lower rungs for slow tabs.
- */
-async function startBrowserViewer(options: ReceiverCliOptions, codec: OpenCVCodec) {
-  const { BrowserServer } = await import('@camstream/browser');
-  const viewer = await BrowserServer.listen({
-    host: options.httpHost,
-    port: options.httpPort ?? 0,
-    title: `camstream from ${options.host}:${options.port}`,
-    codec,
-    log,
-  });
-  log(`browser viewer at ${viewer.url} (MJPEG at ${viewer.url}stream.mjpg)`);
-  const sink: FrameSink = {
-    write: (image, meta) => viewer.write(image, meta),
-    keepsImages: viewer.keepsImages,
-    close: async () => undefined, // closed with the run, not with each stream
-  };
-  const onFrame = (header: FrameHeader, payload: Buffer) => viewer.received(header, payload);
-  return { viewer, sink, onFrame };
-}
-
 function securityOf(options: ReceiverCliOptions) {
   let ca: Buffer | undefined;
   if (options.tls?.caFile) {
@@ -171,11 +131,4 @@ function securityOf(options: ReceiverCliOptions) {
     ...(options.secret ? { secret: options.secret } : {}),
     ...(options.tls ? { tls: { ...(ca ? { ca } : {}), ...(options.tls.fingerprint256 ? { fingerprint256: options.tls.fingerprint256 } : {}) } } : {}),
   };
-}
-
-/** out.avi, out-2.avi, out-3.avi, ... */
-function numbered(file: string, index: number): string {
-  if (index === 0) return file;
-  const ext = extname(file);
-  return `${file.slice(0, file.length - ext.length)}-${index + 1}${ext}`;
 }

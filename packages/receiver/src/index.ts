@@ -1,6 +1,5 @@
 export { receive, type ReceiverOptions, type ReceiverResult } from './receiver';
-export { runSession, type SessionEnd, type SessionHandlers, type SessionOptions } from './session';
-export { ReceiverStats, formatStatsLine, type StatsSnapshot } from './stats';
-export { SequenceCheck, OutOfOrderError } from './sequence-check';
+export { runSession, type FrameChecks, type SessionEnd, type SessionHandlers, type SessionOptions } from './session/connection';
+export { ReceiverStats, formatStatsLine, formatRung, type RungFigure, type StatsSnapshot } from './stats';
 export { parseReceiverArgs, type ReceiverCliOptions } from './options';
 export { run } from './cli';

@@ -1,9 +1,11 @@
-import { formatStatsLine, ReceiverStats } from './stats';
+import { formatRung, formatStatsLine, ReceiverStats, type StatsSnapshot } from './stats';
+
+const frame = (rung = 0, declaredDrops = 0, undeclaredGap = 0) => ({ payloadBytes: 1000, rung, declaredDrops, undeclaredGap });
 
 describe('ReceiverStats', () => {
   it('counts received, decoded and shown frames apart: a frame decoded but not taken by every sink is not shown', () => {
     const stats = new ReceiverStats();
-    for (let i = 0; i < 5; i++) stats.frameReceived(1000);
+    for (let i = 0; i < 5; i++) stats.frameReceived(frame());
     for (let i = 0; i < 4; i++) stats.frameDecoded(2);
     for (let i = 0; i < 3; i++) stats.frameShown();
     stats.skipped = 1;
@@ -15,7 +17,7 @@ describe('ReceiverStats', () => {
 
     // An interval counts only its own frames; the totals go on.
     stats.takeInterval();
-    stats.frameReceived(1000);
+    stats.frameReceived(frame());
     stats.frameDecoded(2);
     stats.frameShown();
     const interval = stats.takeInterval();
@@ -23,8 +25,37 @@ describe('ReceiverStats', () => {
     expect(interval.shownFps).toBe(interval.fps);
   });
 
+  it('sums the drops the sender declared and the gaps it did not, over every connection', () => {
+    const stats = new ReceiverStats();
+    stats.frameReceived(frame(0, 0, 0));
+    stats.frameReceived(frame(0, 3, 0));
+    stats.frameReceived(frame(0, 1, 2));
+    stats.streamStarted([{ width: 4, height: 4 }]); // a reconnection: the sums go on
+    stats.frameReceived(frame(0, 2, 0));
+    expect(stats.summary()).toMatchObject({ senderDropped: 6, gaps: 2 });
+    expect(stats.sequence).toEqual({ declaredDrops: 6, undeclaredGaps: 2 });
+  });
+
+  it('reports the rung of the latest frame, and counts the frames that came on lower rungs', () => {
+    const stats = new ReceiverStats();
+    expect(stats.summary()).toMatchObject({ rung: null, lowerRungFrames: 0 });
+    stats.streamStarted([
+      { width: 1280, height: 720, quality: 80 },
+      { width: 1280, height: 720, quality: 60 },
+      { width: 640, height: 360 },
+    ]);
+    stats.frameReceived(frame(0));
+    expect(stats.summary().rung).toEqual({ index: 0, lowest: 2, width: 1280, height: 720, quality: 80 });
+    stats.frameReceived(frame(2));
+    stats.frameReceived(frame(1));
+    expect(stats.summary()).toMatchObject({ rung: { index: 1, lowest: 2, width: 1280, height: 720, quality: 60 }, lowerRungFrames: 2 });
+    // A new connection: no frame on it yet.
+    stats.streamStarted([{ width: 320, height: 240 }]);
+    expect(stats.summary()).toMatchObject({ rung: null, lowerRungFrames: 2 });
+  });
+
   it('the line says what each figure counts', () => {
-    const line = formatStatsLine({
+    const snapshot: StatsSnapshot = {
       seconds: 1,
       fps: 30,
       decodedFps: 29,
@@ -37,10 +68,14 @@ describe('ReceiverStats', () => {
       skipped: 19,
       gaps: 0,
       corrupt: 1,
-    });
-    expect(line).toBe(
+      rung: { index: 3, lowest: 5, width: 960, height: 540, quality: 60 },
+      lowerRungFrames: 120,
+    };
+    expect(formatStatsLine(snapshot)).toBe(
       'received 30.0 fps, decoded 29.0 fps, shown 25.0 fps, 8.41 Mbit/s, latency p50 4.2 / p95 5.9 / p99 7.5 ms, ' +
-        'dropped 1 by sender + 19 skipped, gaps 0, corrupt 1, total 300 received / 280 shown',
+        'rung 3/5 960x540 q60 (120 on lower rungs), dropped 1 by sender + 19 skipped, gaps 0, corrupt 1, total 300 received / 280 shown',
     );
+    expect(formatRung(null)).toBe('rung -');
+    expect(formatRung({ index: 0, lowest: 0, width: 640, height: 480 })).toBe('rung 0/0 640x480');
   });
 });

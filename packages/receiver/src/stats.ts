@@ -1,5 +1,16 @@
+import type { Rung } from '@camstream/protocol';
 import { percentile, SampleWindow } from './latency';
-import { SequenceCheck } from './sequence-check';
+
+/** The quality rung frames arrive on (PROTOCOL.md 4.4). */
+export interface RungFigure {
+  /** 0 is the stream itself; higher is lower quality. */
+  index: number;
+  /** The lowest rung the sender announced (0 when it announced none). */
+  lowest: number;
+  width: number;
+  height: number;
+  quality?: number;
+}
 
 export interface StatsSnapshot {
   /** Seconds covered by the rates and latencies below. */
@@ -26,6 +37,18 @@ export interface StatsSnapshot {
   gaps: number;
   /** Frames or connections rejected for bad bytes: CRC, sizes, schema. */
   corrupt: number;
+  /** The rung of the latest frame; null before the first frame. */
+  rung: RungFigure | null;
+  /** Frames since the start that arrived on a lower rung (rung > 0), scaled back to the stream's size. */
+  lowerRungFrames: number;
+}
+
+/** What the session found out about a received frame (its checks). */
+export interface ReceivedFrameFigures {
+  payloadBytes: number;
+  rung: number;
+  declaredDrops: number;
+  undeclaredGap: number;
 }
 
 /**
@@ -34,8 +57,8 @@ export interface StatsSnapshot {
  * the clock skew between two machines.
  */
 export class ReceiverStats {
-  /** Checks every frame's sequence number; its counters feed the figures. */
-  readonly sequence = new SequenceCheck();
+  /** Sums of what the session counted per frame (PROTOCOL.md 4.2), over every connection. */
+  readonly sequence = { declaredDrops: 0, undeclaredGaps: 0 };
   corrupt = 0;
   skipped = 0;
   private framesTotal = 0;
@@ -46,12 +69,25 @@ export class ReceiverStats {
   private readonly started = performance.now();
   private decodedTotal = 0;
   private bytesTotal = 0;
+  private lowerRungTotal = 0;
+  private rungs: readonly Rung[] = [];
+  private currentRung: number | undefined;
 
-  frameReceived(payloadBytes: number): void {
+  /** A new connection's stream: its rungs (rungs[0] is the stream itself). */
+  streamStarted(rungs: readonly Rung[]): void {
+    this.rungs = rungs;
+    this.currentRung = undefined;
+  }
+
+  frameReceived({ payloadBytes, rung, declaredDrops, undeclaredGap }: ReceivedFrameFigures): void {
     this.framesTotal++;
     this.bytesTotal += payloadBytes;
     this.interval.frames++;
     this.interval.bytes += payloadBytes;
+    this.sequence.declaredDrops += declaredDrops;
+    this.sequence.undeclaredGaps += undeclaredGap;
+    this.currentRung = rung;
+    if (rung > 0) this.lowerRungTotal++;
   }
 
   frameDecoded(latencyMs: number): void {
@@ -105,7 +141,16 @@ export class ReceiverStats {
       skipped: this.skipped,
       gaps: this.sequence.undeclaredGaps,
       corrupt: this.corrupt,
+      rung: this.rungFigure(),
+      lowerRungFrames: this.lowerRungTotal,
     };
+  }
+
+  private rungFigure(): RungFigure | null {
+    const index = this.currentRung;
+    const rung = index === undefined ? undefined : this.rungs[index];
+    if (index === undefined || rung === undefined) return null;
+    return { index, lowest: this.rungs.length - 1, width: rung.width, height: rung.height, ...(rung.quality === undefined ? {} : { quality: rung.quality }) };
   }
 }
 
@@ -113,8 +158,15 @@ export function formatStatsLine(s: StatsSnapshot): string {
   const latency = s.latencyMs ? `latency p50 ${s.latencyMs.p50} / p95 ${s.latencyMs.p95} / p99 ${s.latencyMs.p99} ms` : 'latency -';
   return (
     `received ${s.fps.toFixed(1)} fps, decoded ${s.decodedFps.toFixed(1)} fps, shown ${s.shownFps.toFixed(1)} fps, ${s.mbps.toFixed(2)} Mbit/s, ${latency}, ` +
+    `${formatRung(s.rung)} (${s.lowerRungFrames} on lower rungs), ` +
     `dropped ${s.senderDropped} by sender + ${s.skipped} skipped, gaps ${s.gaps}, corrupt ${s.corrupt}, total ${s.frames} received / ${s.shown} shown`
   );
+}
+
+/** "rung 3/5 960x540 q60": the rung of the latest frame, of the rungs 0..lowest. */
+export function formatRung(rung: RungFigure | null): string {
+  if (!rung) return 'rung -';
+  return `rung ${rung.index}/${rung.lowest} ${rung.width}x${rung.height}${rung.quality === undefined ? '' : ` q${rung.quality}`}`;
 }
 
 function round(x: number, digits: number): number {

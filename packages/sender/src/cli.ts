@@ -44,6 +44,14 @@ async function serve(options: SenderOptions): Promise<number> {
   let server: Awaited<ReturnType<typeof StreamServer.listen>> | undefined;
   let preview: Display | undefined;
   const stop = new AbortController();
+  // Listening for signals before saying LISTENING AT: a signal that arrives while no listener is
+  // registered kills the process at once, without a bye to anyone.
+  const onSignal = (signal: string) => {
+    log(`${signal}: stopping`);
+    stop.abort();
+  };
+  process.once('SIGINT', onSignal);
+  process.once('SIGTERM', onSignal);
   try {
     const { info } = source;
     log(`source: ${info.description}, ${info.width}x${info.height} @ ${info.fps || 'max'} fps`);
@@ -82,12 +90,6 @@ async function serve(options: SenderOptions): Promise<number> {
     }
 
     const stats = new SenderStats(server, options.statsJson ? 'json' : 'text', options.quiet);
-    const onSignal = (signal: string) => {
-      log(`${signal}: stopping`);
-      stop.abort();
-    };
-    process.once('SIGINT', onSignal);
-    process.once('SIGTERM', onSignal);
     const stopped = new Promise<'stopped'>((resolve) => stop.signal.addEventListener('abort', () => resolve('stopped')));
 
     if (!info.live) {
@@ -112,8 +114,6 @@ async function serve(options: SenderOptions): Promise<number> {
       stopped,
     ]);
     stats.stop();
-    process.off('SIGINT', onSignal);
-    process.off('SIGTERM', onSignal);
     const reason = result === 'source-ended' ? 'end of stream' : 'sender shutting down';
     log(reason);
     await server.close(reason);
@@ -122,6 +122,8 @@ async function serve(options: SenderOptions): Promise<number> {
     await server?.close('sender error');
     await preview?.close();
     await source.close();
+    process.off('SIGINT', onSignal);
+    process.off('SIGTERM', onSignal);
   }
 }
 

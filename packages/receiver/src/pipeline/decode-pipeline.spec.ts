@@ -6,6 +6,7 @@ class ManualStages {
   readonly started: number[] = [];
   readonly accepted: number[] = [];
   readonly skipped: number[] = [];
+  readonly discarded: number[] = [];
   readonly released: string[] = [];
   readonly shown: string[] = [];
   readonly errors: Array<[string, string]> = [];
@@ -39,6 +40,7 @@ class ManualStages {
         decode: this.decode,
         accepted: (n) => void this.accepted.push(n),
         skipped: (n) => void this.skipped.push(n),
+        discarded: (n) => void this.discarded.push(n),
         show: this.show,
         release: (image) => void this.released.push(image),
         onError: this.onError,
@@ -59,6 +61,7 @@ describe('DecodePipeline', () => {
     for (const n of [1, 2, 3, 4, 5, 6]) pipeline.offer(n);
     expect(stages.started).toEqual([1, 2]);
     expect(stages.skipped).toEqual([3, 4]); // gave way to 5 and 6
+    expect(stages.discarded).toEqual([3, 4]); // never decoded: what they hold can go
     await stages.finish(1);
     expect(stages.started).toEqual([1, 2, 5]);
     await stages.finish(2);
@@ -117,6 +120,7 @@ describe('DecodePipeline', () => {
     await pipeline.idle();
     expect(stages.shown).toEqual(['image 1', 'image 3']);
     expect(stages.skipped).toEqual([2]);
+    expect(stages.discarded).toEqual([]); // decoded: released instead
     expect(pipeline.skipped).toBe(1);
     expect(stages.released.sort()).toEqual(['image 1', 'image 2', 'image 3']); // each exactly once
   });

@@ -5,6 +5,8 @@ export interface PipelineStages<T, D> {
   accepted?(item: T): void;
   /** Called for each item that will never be shown (a newer one took its place). */
   skipped?(item: T): void;
+  /** Called for each skipped item that was never decoded, after skipped(): what it holds can go. */
+  discarded?(item: T): void;
   /** Runs one at a time, in arrival order. */
   show(decoded: D, item: T): Promise<void>;
   /** Called once for every decoded item when it was shown or skipped: nothing here uses it any more. */
@@ -49,7 +51,11 @@ export class DecodePipeline<T, D> {
   offer(item: T): void {
     const ticket: Ticket<T, D> = { item };
     if (this.inFlight.length < this.concurrency) return this.startDecode(ticket);
-    if (this.waiting.length >= this.concurrency) this.skip(this.waiting.shift()!);
+    if (this.waiting.length >= this.concurrency) {
+      const oldest = this.waiting.shift()!;
+      this.skip(oldest);
+      this.stages.discarded?.(oldest.item);
+    }
     this.waiting.push(ticket);
   }
 
