@@ -122,3 +122,24 @@ describeWithBrowser('the grid page of a BrowserHub in headless Chromium', () => 
     expect(await metrics.text()).toBe('camstream_test_up 1\n');
   });
 });
+
+describe('a BrowserHub of one camera', () => {
+  it('serves that camera exactly as a BrowserServer would, plus /metrics', async () => {
+    const codec = new OpenCVCodec();
+    const hub = await BrowserHub.listen({ host: '127.0.0.1', port: 0, title: 'one camera', codec, grid: false, metrics: () => 'camstream_test_up 1\n' });
+    try {
+      const server = hub.camera('porch');
+      expect(() => hub.camera('garage')).toThrow('a browser hub without a grid serves one camera; garage would be the second');
+      const image = renderFakeFrame(42, WIDTH, HEIGHT);
+      server.received({ seq: 42, captureTime: Date.now(), width: WIDTH, height: HEIGHT, encoding: 'jpeg' }, await codec.encode(image, 'jpeg', { quality: 85 }));
+      const page = await (await fetch(hub.url)).text();
+      expect(page).toContain('<script type="module" src="viewer.js"></script>');
+      expect(page).toContain('<title>one camera · camstream</title>');
+      const snapshot = await fetch(`${hub.url}snapshot.jpg`);
+      expect(snapshot.headers.get('x-frame-seq')).toBe('42');
+      expect(await (await fetch(`${hub.url}metrics`)).text()).toBe('camstream_test_up 1\n');
+    } finally {
+      await hub.close();
+    }
+  });
+});
