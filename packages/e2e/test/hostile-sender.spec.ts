@@ -45,7 +45,7 @@ beforeAll(async () => {
     log: (line) => serverLog.push(line),
   });
   stopPump = new AbortController();
-  pumping = pump(server, camera, 'raw-bgr', stopPump.signal);
+  pumping = pump(server, camera, stopPump.signal);
   healthy = startReceiver(server.port, { name: 'healthy' });
   void healthy.result.then(() => (healthyEnded = true));
   await until(() => healthy.stats.summary().frames >= 10, 'the healthy receiver to get its first frames');

@@ -19,7 +19,7 @@ describe.each<[Encoding, number]>([
     try {
       const receivers = Array.from({ length: count }, (_, i) => startReceiver(server.port, { maxFrames: frames, name: `r${i}` }));
       await until(() => server.viewerList.length === count, `${count} viewers`);
-      expect(await pump(server, camera, encoding)).toBe('source-ended');
+      expect(await pump(server, camera)).toBe('source-ended');
 
       for (const r of receivers) {
         expect(await r.result).toEqual({ outcome: 'frames-reached' });
@@ -51,7 +51,7 @@ it('a stalled receiver neither slows the others nor grows the sender’s buffers
     const stalledViewer = server.viewerList.find((v) => v.name === 'stalled')!;
     let worstQueued = 0;
     const sampler = setInterval(() => (worstQueued = Math.max(worstQueued, stalledViewer.queuedBytes)), 5);
-    await pump(server, camera, 'raw-bgr');
+    await pump(server, camera);
     clearInterval(sampler);
 
     expect(await healthy.result).toEqual({ outcome: 'frames-reached' });
@@ -72,7 +72,7 @@ it('the receiver reconnects when the sender restarts, and checks sequence number
   const port = server1.port;
   const receiver = startReceiver(port, { maxFrames: 60, reconnect: true });
   const stop1 = new AbortController();
-  const pumping1 = pump(server1, first, 'jpeg', stop1.signal);
+  const pumping1 = pump(server1, first, stop1.signal);
   await until(() => receiver.stats.summary().frames >= 20, '20 frames from the first sender');
   stop1.abort();
   await pumping1;
@@ -82,7 +82,7 @@ it('the receiver reconnects when the sender restarts, and checks sequence number
   const second = new FakeCamera({ width: 160, height: 120, fps: 50, startAt: 1000 });
   const server2 = await startServer(second, 'jpeg', { port });
   const stop2 = new AbortController();
-  const pumping2 = pump(server2, second, 'jpeg', stop2.signal);
+  const pumping2 = pump(server2, second, stop2.signal);
   try {
     expect(await receiver.result).toEqual({ outcome: 'frames-reached' });
     expect(receiver.stats.summary()).toMatchObject({ frames: 60, gaps: 0, corrupt: 0 });
@@ -99,7 +99,7 @@ it('the sender survives a receiver that dies in the middle of a frame', async ()
   const camera = new FakeCamera({ width: 640, height: 480, fps: 60 });
   const server = await startServer(camera, 'raw-bgr');
   const stop = new AbortController();
-  const pumping = pump(server, camera, 'raw-bgr', stop.signal);
+  const pumping = pump(server, camera, stop.signal);
   try {
     const healthy = startReceiver(server.port, { maxFrames: 60, name: 'healthy' });
     // A raw client that says hello, reads into the first frame's payload, then vanishes.
@@ -132,7 +132,7 @@ it('refuses receivers beyond the viewer limit with a reason, and keeps serving t
   const camera = new FakeCamera({ width: 160, height: 120, fps: 50 });
   const server = await startServer(camera, 'jpeg', { maxViewers: 1 });
   const stop = new AbortController();
-  const pumping = pump(server, camera, 'jpeg', stop.signal);
+  const pumping = pump(server, camera, stop.signal);
   try {
     const first = startReceiver(server.port, { maxFrames: 30, name: 'first' });
     await until(() => server.viewerList.length === 1, 'the first viewer');
@@ -167,7 +167,7 @@ it('a sink that opens slowly (a recorder) gets every frame that was decoded, non
       signal: new AbortController().signal,
     });
     await until(() => server.viewerList.length === 1, 'the receiver');
-    await pump(server, camera, 'raw-bgr');
+    await pump(server, camera);
     expect(await result).toEqual({ outcome: 'frames-reached' });
     const summary = stats.summary();
     expect(sink.numbers.length).toBeGreaterThan(0);
@@ -215,7 +215,7 @@ describe('decoded pixels are reused only when every sink is done with them', () 
         maxFrames: frames, reconnect: false, stats, log: () => undefined, signal: new AbortController().signal,
       });
       await until(() => server.viewerList.length === 1, 'the receiver');
-      await pump(server, camera, 'jpeg');
+      await pump(server, camera);
       expect(await result).toEqual({ outcome: 'frames-reached' });
       return stats;
     } finally {
