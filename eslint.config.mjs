@@ -31,13 +31,15 @@ export default tseslint.config(
             { sourceTag: 'scope:fanout', onlyDependOnLibsWithTags: ['scope:media'], bannedExternalImports: notOpenCV },
             // browser: the server and page for browsers; codecs come in through media's FrameCodec.
             { sourceTag: 'scope:browser', onlyDependOnLibsWithTags: ['scope:protocol', 'scope:media', 'scope:fanout'], bannedExternalImports: notOpenCV },
+            // nats: the NATS transport (frames and announcements on a bus); bytes, never images.
+            { sourceTag: 'scope:nats', onlyDependOnLibsWithTags: ['scope:protocol', 'scope:media'], bannedExternalImports: notOpenCV },
             // the one place that may import OpenCV.
             { sourceTag: 'scope:opencv', onlyDependOnLibsWithTags: ['scope:protocol', 'scope:media'] },
             // the one place that runs ffmpeg and ffprobe (H.264, MP4); never OpenCV.
             { sourceTag: 'scope:ffmpeg', onlyDependOnLibsWithTags: ['scope:protocol', 'scope:media'], bannedExternalImports: notOpenCV },
             { sourceTag: 'scope:testkit', onlyDependOnLibsWithTags: ['scope:protocol', 'scope:media'], bannedExternalImports: notOpenCV },
             // apps: production code never reaches for the testkit (tests are allowed below).
-            { sourceTag: 'scope:app', onlyDependOnLibsWithTags: ['scope:protocol', 'scope:media', 'scope:fanout', 'scope:opencv', 'scope:ffmpeg', 'scope:browser', 'scope:tutorial-wire'], bannedExternalImports: notOpenCV },
+            { sourceTag: 'scope:app', onlyDependOnLibsWithTags: ['scope:protocol', 'scope:media', 'scope:fanout', 'scope:opencv', 'scope:ffmpeg', 'scope:browser', 'scope:tutorial-wire', 'scope:nats'], bannedExternalImports: notOpenCV },
           ],
         },
       ],
@@ -57,11 +59,12 @@ export default tseslint.config(
             { sourceTag: 'scope:tutorial-wire', onlyDependOnLibsWithTags: [], bannedExternalImports: notOpenCV },
             { sourceTag: 'scope:fanout', onlyDependOnLibsWithTags: ['scope:media', 'scope:testkit', 'scope:opencv'] },
             { sourceTag: 'scope:browser', onlyDependOnLibsWithTags: ['scope:protocol', 'scope:media', 'scope:fanout', 'scope:testkit', 'scope:opencv'] },
+            { sourceTag: 'scope:nats', onlyDependOnLibsWithTags: ['scope:protocol', 'scope:media', 'scope:testkit'] },
             { sourceTag: 'scope:opencv', onlyDependOnLibsWithTags: ['scope:protocol', 'scope:media', 'scope:testkit'] },
             // the adapter's tests and bench check pictures with the testkit and compare against OpenCV's JPEG.
             { sourceTag: 'scope:ffmpeg', onlyDependOnLibsWithTags: ['scope:protocol', 'scope:media', 'scope:testkit', 'scope:opencv'] },
             { sourceTag: 'scope:testkit', onlyDependOnLibsWithTags: ['scope:protocol', 'scope:media', 'scope:opencv'] },
-            { sourceTag: 'scope:app', onlyDependOnLibsWithTags: ['scope:protocol', 'scope:media', 'scope:fanout', 'scope:opencv', 'scope:ffmpeg', 'scope:browser', 'scope:testkit', 'scope:tutorial-wire'] },
+            { sourceTag: 'scope:app', onlyDependOnLibsWithTags: ['scope:protocol', 'scope:media', 'scope:fanout', 'scope:opencv', 'scope:ffmpeg', 'scope:browser', 'scope:testkit', 'scope:tutorial-wire', 'scope:nats'] },
           ],
         },
       ],
