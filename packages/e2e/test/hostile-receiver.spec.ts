@@ -181,7 +181,7 @@ const cases: HostileCase[] = [
     name: 'a frame of another size than announced',
     stream: JPEG_STREAM,
     bytes: () => [jpegFrame(0), frameMessage(jpeg, { seq: 1, captureTime: 1, width: 128, height: 96, channels: 3, encoding: 'jpeg' })],
-    error: /frame 1 is 128x96 jpeg, but the stream was announced as 64x48 jpeg/,
+    error: /frame 1 is 128x96x3 jpeg, but the stream was announced as 64x48x3 jpeg/,
     code: 'ERR_STREAM_MISMATCH',
     corrupt: true,
   },
