@@ -324,8 +324,11 @@ async function main(): Promise<number> {
   sender.signal('SIGTERM');
   const senderExit = await sender.waitForExit(15_000).catch(async () => sender.kill());
 
-  // Frames the sender encoded and sent: its per-second JSON lines give fps over ~1 s each.
-  const senderStats = sender.stdoutLines.filter((l) => l.startsWith('{')).map((l) => JSON.parse(l) as { fps: number; dropped: Record<string, number> });
+  // Frames the sender encoded and sent: its per-second JSON lines give fps over ~1 s each (its
+  // last line, kind "summary", covers the whole run and has no per-name drops).
+  const senderStats = sender.stdoutLines
+    .filter((l) => l.includes('"kind":"interval"'))
+    .map((l) => JSON.parse(l) as { fps: number; dropped: Record<string, number> });
   const framesSent = Math.round(senderStats.reduce((sum, s) => sum + s.fps, 0));
   const senderDrops = new Map<string, number>();
   for (const s of senderStats) for (const [name, dropped] of Object.entries(s.dropped)) senderDrops.set(name, dropped);
