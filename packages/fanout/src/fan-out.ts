@@ -46,7 +46,11 @@ export interface FanOutOptions<P> {
   encoder: RungSource;
   /** Frames depend on the ones before them on their rung (default: what the encoder says). */
   interCoded?: boolean;
-  /** Inter-coded: a frame kept for outlets that join (the frames since its rung's keyframe); let go with letGo(). */
+  /**
+   * Inter-coded: the fan-out holds each prepared frame while it still has to offer it (to outlets
+   * waiting in order) or keeps it for outlets that join (the frames since its rung's keyframe),
+   * and lets go of it once neither holds: hold() and letGo() are called in pairs.
+   */
   hold?(frame: P): void;
   letGo?(frame: P): void;
   /** Inter-coded: most frames kept per rung (default 600, 20 s at 30 fps); a longer sequence is not kept. */
@@ -273,9 +277,13 @@ export class FanOut<P> {
       plans.set(outlet, { chosen, staying });
     }
     const wanted = new Set<number>();
+    /** Per rung, how many outlets' deliveries need its frame: it is held until they all happened. */
+    const users = new Map<number, number>();
     for (const { chosen, staying } of plans.values()) {
-      wanted.add(chosen);
-      if (staying !== undefined) wanted.add(staying);
+      for (const rung of staying === undefined ? [chosen] : [chosen, staying]) {
+        wanted.add(rung);
+        users.set(rung, (users.get(rung) ?? 0) + 1);
+      }
     }
     // Decided before the frame goes in: a rung whose encoder starts now is not waited for.
     const starting = new Set([...wanted].filter((rung) => encoder.isStarting?.(rung) ?? false));
@@ -292,6 +300,7 @@ export class FanOut<P> {
             if (!encoded) return undefined;
             this.measure(rung, encoded);
             const frame = this.options.prepare(encoded, published);
+            if (users.has(rung)) this.options.hold?.(frame);
             this.keep(rung, encoded, frame);
             return { encoded, frame };
           },
@@ -309,7 +318,16 @@ export class FanOut<P> {
       const done = previous.then(async () => {
         const chosen = await ready.get(plan.chosen);
         const staying = plan.staying === undefined ? undefined : await ready.get(plan.staying);
-        this.deliver(outlet, published.seq, chosen, staying, settle);
+        try {
+          this.deliver(outlet, published.seq, chosen, staying, settle);
+        } finally {
+          for (const used of [chosen, staying]) {
+            if (!used) continue;
+            const left = users.get(used.encoded.rung)! - 1;
+            users.set(used.encoded.rung, left);
+            if (left === 0) this.options.letGo?.(used.frame);
+          }
+        }
       });
       this.tails.set(outlet, done);
       void done.then(() => {
