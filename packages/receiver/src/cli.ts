@@ -81,7 +81,13 @@ async function watchUntil(options: ReceiverCliOptions, stop: AbortController): P
       name: options.name,
       codec,
       openSinks: local.open,
-      ...(browser ? { lastingSinks: [browser.sink], onFrame: browser.onFrame, onFrameKeepsPayload: browser.keepsPayload } : {}),
+      ...(browser ? { lastingSinks: [browser.sink] } : {}),
+      onFrame: (header, payload) => {
+        browser?.onFrame(header, payload);
+        local.onFrame(header, payload);
+      },
+      // Kept by the browser server (JPEG, to forward it) or by an MP4 recording (H.264) until written: never reused.
+      onFrameKeepsPayload: (header) => header.encoding === 'h264' || (browser?.keepsPayload(header) ?? false),
       ...(options.frames === undefined ? {} : { maxFrames: options.frames }),
       reconnect: options.reconnect,
       maxStreamSize: options.maxSize,

@@ -11,7 +11,8 @@ Options:
   --host ADDR          sender address (default 127.0.0.1)
   --port N             sender port (default 9999)
   --display MODE       auto | on | off (default auto: a window when a display is available)
-  --record FILE        also record to a video file (.avi, Motion JPEG)
+  --record FILE        also record to a video file: .avi (Motion JPEG of the pictures shown);
+                       an h264 stream into .mp4 is recorded as received, without re-encoding
   --http PORT          serve the stream to browsers on this port: a page with the video and
                        live stats at /, plain MJPEG at /stream.mjpg (0 picks a free port)
   --http-host ADDR     address for --http (default 127.0.0.1; 0.0.0.0 for all interfaces)

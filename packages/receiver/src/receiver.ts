@@ -1,8 +1,10 @@
 import { availableParallelism } from 'node:os';
 import type { FrameCodec, FrameSink } from '@camstream/media';
-import type { FrameHeader, StreamDescription } from '@camstream/protocol';
+import { frameLimit, type FrameHeader, type StreamDescription } from '@camstream/protocol';
 import { AnySizeBufferPool } from './pipeline/any-size-buffer-pool';
 import { FramePipeline } from './pipeline/frame-pipeline';
+import { checkH264Frame } from './pipeline/h264-check';
+import { H264FramePipeline } from './pipeline/h264-pipeline';
 import { runSession, type SessionOptions } from './session/connection';
 import { keepConnected } from './session/reconnect';
 import { SinkSet } from './sinks/sink-set';
@@ -55,7 +57,8 @@ export type ReceiverResult =
  * Connects, checks and decodes frames, feeds the sinks; reconnects with exponential backoff when
  * the sender is not there yet or goes away. Three stages, one per folder: session/ (a connection
  * and the reconnect loop: every frame checked and acknowledged as it arrives), pipeline/ (decode,
- * latest-wins, in order; lower rungs scaled to the stream's size), sinks/ (where frames go).
+ * latest-wins, in order; lower rungs scaled to the stream's size; H.264 through one decoder that
+ * sees every access unit, latest-wins after it), sinks/ (where frames go).
  * Large payloads and decoded pixels live in reused buffers, given back once every sink is done.
  */
 export async function receive(options: ReceiverOptions): Promise<ReceiverResult> {
@@ -88,6 +91,10 @@ export async function receive(options: ReceiverOptions): Promise<ReceiverResult>
     log,
     stoppedWith,
   });
+  const h264 = new H264FramePipeline({ codec: options.codec, payloads, pixels: new AnySizeBufferPool(4), sinks, stats, log, stoppedWith });
+  /** The pipeline of the current stream's encoding, and the largest frame it may send. */
+  let active: FramePipeline | H264FramePipeline = pipeline;
+  let maxFrameBytes = 0;
   const keepsPayload = options.onFrameKeepsPayload ?? true;
   /** A payload may go back to the pool unless onFrame keeps it. */
   const reusable = (header: FrameHeader) => options.onFrame === undefined || (typeof keepsPayload === 'function' ? !keepsPayload(header) : !keepsPayload);
@@ -113,14 +120,18 @@ export async function receive(options: ReceiverOptions): Promise<ReceiverResult>
               connected();
               if (!options.security?.tls) spokePlainCamstream = true;
               stats.streamStarted(rungs);
-              pipeline.setStream(stream);
+              active = stream.encoding === 'h264' ? h264 : pipeline;
+              active.setStream(stream);
+              maxFrameBytes = frameLimit(stream);
               sinks.openFor(stream);
             },
             onFrame: (header, payload, checks) => {
+              // Before anything reads it: a payload that is no proper access unit ends the session.
+              if (header.encoding === 'h264') checkH264Frame(header, payload, maxFrameBytes);
               stats.frameReceived({ payloadBytes: payload.length, ...checks });
               options.onFrame?.(header, payload);
               received++;
-              pipeline.offer({ header, payload, pooled: checks.pooled && reusable(header), rung: checks.rung });
+              active.offer({ header, payload, pooled: checks.pooled && reusable(header), rung: checks.rung });
               if (options.maxFrames !== undefined && received >= options.maxFrames) done.abort();
             },
           },
@@ -133,7 +144,7 @@ export async function receive(options: ReceiverOptions): Promise<ReceiverResult>
         onCorruptBytes: () => stats.corrupt++,
       },
     );
-    await pipeline.idle();
+    await Promise.all([pipeline.idle(), h264.idle()]);
     if (end.kind === 'failed') return { outcome: 'failed', error: end.error };
     if (end.kind === 'sender-finished') return { outcome: 'sender-finished' };
     if (sinkError) return { outcome: 'failed', error: sinkError };
@@ -142,7 +153,7 @@ export async function receive(options: ReceiverOptions): Promise<ReceiverResult>
     return { outcome: done.signal.aborted ? 'frames-reached' : 'stopped' };
   } finally {
     await sinks.ready();
-    await pipeline.idle();
+    await Promise.all([pipeline.idle(), h264.close()]);
     await sinks.close();
   }
 }
