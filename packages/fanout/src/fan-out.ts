@@ -175,6 +175,11 @@ export class FanOut<P> {
     for (const rung of [...this.kept.keys()]) this.dropKept(rung);
   }
 
+  /** Frames per second: the source's nominal rate, else as measured from publish() calls (0 before two). */
+  get fps(): number {
+    return this.options.fps > 0 ? this.options.fps : this.measuredFps;
+  }
+
   /** Expected bytes per second of a rung at the source's frame rate. */
   rungBitrate(rung: number): number {
     const fps = this.options.fps > 0 ? this.options.fps : this.measuredFps;
@@ -276,7 +281,8 @@ export class FanOut<P> {
       const staying = continuing !== undefined && continuing !== chosen && encoder.ladder[continuing] !== undefined ? continuing : undefined;
       plans.set(outlet, { chosen, staying });
     }
-    const wanted = new Set<number>();
+    // A rung 0 handed in encoded costs nothing: kept for outlets that join even while nobody watches.
+    const wanted = new Set<number>(published.encodedTop ? [0] : []);
     /** Per rung, how many outlets' deliveries need its frame: it is held until they all happened. */
     const users = new Map<number, number>();
     for (const { chosen, staying } of plans.values()) {
