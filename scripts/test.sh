@@ -7,7 +7,8 @@ cd "$(dirname "$0")/.."
 # Chromium runs the browser-viewer tests; Python 3 with numpy checks the tutorial's pickle wire;
 # ffmpeg (with libx264 and ffprobe) runs the H.264 encoder, decoder and MP4 recorder tests;
 # nats-server (and openssl, for its test certificates) runs the NATS transport's tests.
-CAMSTREAM_SETUP_APT="xvfb xauth x11-utils x11-apps xdotool imagemagick chromium python3-numpy ffmpeg nats-server openssl ${CAMSTREAM_TEST_APT:-}" bash scripts/setup.sh || exit 1
+# python3-prometheus-client parses the apps' /metrics with the reference parser.
+CAMSTREAM_SETUP_APT="xvfb xauth x11-utils x11-apps xdotool imagemagick chromium python3-numpy ffmpeg nats-server openssl python3-prometheus-client ${CAMSTREAM_TEST_APT:-}" bash scripts/setup.sh || exit 1
 
 export NX_DAEMON=false NX_NO_CLOUD=true NX_TUI=false NX_SKIP_NX_CACHE=${CI:+true}
 nx=node_modules/.bin/nx

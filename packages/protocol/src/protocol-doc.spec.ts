@@ -2,6 +2,7 @@
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { crc32 } from './checksum';
+import { PROTOCOL_VERSION } from './constants';
 import { MessageDecoder } from './decoder';
 import { toHex, fromHex } from './testing/bytes';
 import { h264Keyframe, rawFrame } from './testing/vectors';
@@ -51,6 +52,15 @@ describe('PROTOCOL.md', () => {
     expect(toHex(message?.payload ?? Buffer.alloc(0))).toBe(h264Keyframe.payloadHex);
     expect(doc).toContain('237 bytes: `N = 229`, `H = 172`, a 53-byte payload');
     expect(fromHex(h264Keyframe.hex).length).toBe(237);
+  });
+
+  it('names the version the code speaks wherever it says which version a hello carries', () => {
+    const stated = [
+      /^# camstream wire protocol, version (\d+)$/m,
+      /^\| `version` \| integer \| `(\d+)` \|$/m,
+      /whose `version` is not `(\d+)` is `ERR_VERSION`/,
+    ].map((where) => where.exec(doc)?.[1]);
+    expect(stated).toEqual(stated.map(() => String(PROTOCOL_VERSION)));
   });
 
   it('states CRC-32 check values that hold', () => {

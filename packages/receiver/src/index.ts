@@ -3,3 +3,5 @@ export { runSession, type FrameChecks, type SessionEnd, type SessionHandlers, ty
 export { ReceiverStats, formatStatsLine, formatRung, type RungFigure, type StatsSnapshot } from './stats';
 export { parseReceiverArgs, type ReceiverCliOptions } from './options';
 export { run } from './cli';
+export { mosaicLayout, fitPicture, MOSAIC_TITLE, type TileLayout } from './sinks/mosaic';
+export type { CameraFigures } from './hub/hub-camera';

@@ -1,13 +1,9 @@
-import { availableParallelism } from 'node:os';
 import type { FrameCodec, FrameSink } from '@camstream/media';
 import { frameLimit, type FrameHeader, type StreamDescription } from '@camstream/protocol';
-import { AnySizeBufferPool } from './pipeline/any-size-buffer-pool';
-import { FramePipeline } from './pipeline/frame-pipeline';
+import { createCameraPipeline } from './pipeline/camera-pipeline';
 import { checkH264Frame } from './pipeline/h264-check';
-import { H264FramePipeline } from './pipeline/h264-pipeline';
 import { runSession, type SessionOptions } from './session/connection';
 import { keepConnected } from './session/reconnect';
-import { SinkSet } from './sinks/sink-set';
 import type { ReceiverStats } from './stats';
 
 export interface ReceiverOptions {
@@ -30,6 +26,8 @@ export interface ReceiverOptions {
    * some frames, lets those payloads land in reused buffers (a raw frame then costs no page faults).
    */
   onFrameKeepsPayload?: boolean | ((header: FrameHeader) => boolean);
+  /** Called once per connection, when the handshake is over: the stream and who sends it. */
+  onStream?: (stream: StreamDescription, details: { senderName: string | undefined }) => void;
   /** Frames decoded at once when they arrive faster than one decode takes (default: cores, at most 4). */
   decodeConcurrency?: number;
   /** Stop after this many frames were received and checked. */
@@ -73,27 +71,20 @@ export async function receive(options: ReceiverOptions): Promise<ReceiverResult>
   const stoppedWith = (): Error | undefined =>
     signal.aborted && signal.reason instanceof Error && signal.reason.name !== 'AbortError' ? signal.reason : undefined;
 
-  const concurrency = options.decodeConcurrency ?? Math.min(4, availableParallelism());
-  // Enough for every frame in flight: decoding, waiting to decode, shown, waiting to be shown,
-  // and the one being received.
-  const payloads = new AnySizeBufferPool(2 * concurrency + 3);
-  const sinks = new SinkSet(options.openSinks, options.lastingSinks ?? [], (error) => {
-    sinkError = error;
-    done.abort();
-  });
-  const pipeline = new FramePipeline({
+  const { pipeline, sinks, payloads } = createCameraPipeline({
     codec: options.codec,
-    concurrency,
-    payloads,
-    pixels: new AnySizeBufferPool(concurrency + 2),
-    sinks,
+    openSinks: options.openSinks,
+    lastingSinks: options.lastingSinks ?? [],
+    ...(options.decodeConcurrency === undefined ? {} : { decodeConcurrency: options.decodeConcurrency }),
     stats,
     log,
     stoppedWith,
+    onSinkFailed: (error) => {
+      sinkError = error;
+      done.abort();
+    },
   });
-  const h264 = new H264FramePipeline({ codec: options.codec, payloads, pixels: new AnySizeBufferPool(4), sinks, stats, log, stoppedWith });
-  /** The pipeline of the current stream's encoding, and the largest frame it may send. */
-  let active: FramePipeline | H264FramePipeline = pipeline;
+  /** The largest frame the current stream may send (an h264 access unit is checked against it). */
   let maxFrameBytes = 0;
   const keepsPayload = options.onFrameKeepsPayload ?? true;
   /** A payload may go back to the pool unless onFrame keeps it. */
@@ -115,13 +106,13 @@ export async function receive(options: ReceiverOptions): Promise<ReceiverResult>
             spokePlainCamstream,
           },
           {
-            onStream: (stream, { rungs }) => {
+            onStream: (stream, { rungs, senderName }) => {
               log(`connected to ${options.host}:${options.port}: ${stream.source ?? 'stream'} ${stream.width}x${stream.height} ${stream.encoding} @ ${stream.fps} fps`);
+              options.onStream?.(stream, { senderName });
               connected();
               if (!options.security?.tls) spokePlainCamstream = true;
               stats.streamStarted(rungs);
-              active = stream.encoding === 'h264' ? h264 : pipeline;
-              active.setStream(stream);
+              pipeline.setStream(stream);
               maxFrameBytes = frameLimit(stream);
               sinks.openFor(stream);
             },
@@ -131,7 +122,7 @@ export async function receive(options: ReceiverOptions): Promise<ReceiverResult>
               stats.frameReceived({ payloadBytes: payload.length, ...checks });
               options.onFrame?.(header, payload);
               received++;
-              active.offer({ header, payload, pooled: checks.pooled && reusable(header), rung: checks.rung });
+              pipeline.offer({ header, payload, pooled: checks.pooled && reusable(header), rung: checks.rung });
               if (options.maxFrames !== undefined && received >= options.maxFrames) done.abort();
             },
           },
@@ -144,7 +135,7 @@ export async function receive(options: ReceiverOptions): Promise<ReceiverResult>
         onCorruptBytes: () => stats.corrupt++,
       },
     );
-    await Promise.all([pipeline.idle(), h264.idle()]);
+    await pipeline.idle();
     if (end.kind === 'failed') return { outcome: 'failed', error: end.error };
     if (end.kind === 'sender-finished') return { outcome: 'sender-finished' };
     if (sinkError) return { outcome: 'failed', error: sinkError };
@@ -153,7 +144,7 @@ export async function receive(options: ReceiverOptions): Promise<ReceiverResult>
     return { outcome: done.signal.aborted ? 'frames-reached' : 'stopped' };
   } finally {
     await sinks.ready();
-    await Promise.all([pipeline.idle(), h264.close()]);
+    await pipeline.close();
     await sinks.close();
   }
 }

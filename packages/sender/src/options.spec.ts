@@ -50,6 +50,21 @@ describe('parseSenderArgs', () => {
     expect(() => parseSenderArgs(['--source', '-x'])).toThrow(/--source/);
   });
 
+  it('takes --nats with --camera, its creds and CA files, and --metrics', () => {
+    expect(parseSenderArgs(['--nats', 'nats://127.0.0.1:4222', '--camera', 'porch', '--nats-ca', 'ca.pem', '--metrics', '9100'])).toMatchObject({
+      nats: { url: 'nats://127.0.0.1:4222', camera: 'porch', credsFile: undefined, caFile: 'ca.pem' },
+      metricsPort: 9100,
+    });
+    expect(parseSenderArgs([])).toMatchObject({ nats: undefined, metricsPort: undefined });
+  });
+
+  it('says which NATS option is missing its partner', () => {
+    expect(() => parseSenderArgs(['--nats', 'nats://127.0.0.1'])).toThrow(/^--nats needs --camera NAME/);
+    expect(() => parseSenderArgs(['--camera', 'porch'])).toThrow(/^--camera is for publishing to NATS: give --nats URL too$/);
+    expect(() => parseSenderArgs(['--nats-creds', 'x.creds'])).toThrow(/^--nats-creds is for publishing to NATS/);
+    expect(() => parseSenderArgs(['--metrics', '-1'])).toThrow(/^--metrics "-1": must be between 0 and 65535$/);
+  });
+
   it('recognises --help', () => {
     expect(parseSenderArgs(['-h'])).toBe('help');
   });

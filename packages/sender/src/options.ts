@@ -36,6 +36,15 @@ Options:
                        out of process listings
   --tls-cert FILE      serve over TLS with this certificate chain (PEM)...
   --tls-key FILE       ...and this private key (PEM)
+  --nats URL           also publish every frame once to NATS (alongside TCP), for any number
+                       of subscribers: nats://[USER:PASS@]HOST[:PORT] or tls://..., several
+                       servers of a cluster separated by commas; needs --camera. Credentials
+                       may come from NATS_USER/NATS_PASSWORD or NATS_TOKEN too. With a shared
+                       secret (CAMSTREAM_SECRET), every message is signed
+  --camera NAME        the camera's name on NATS (1-64 letters, digits, - or _)
+  --nats-creds FILE    NATS creds file (JWT and nkey seed; default $NATS_CREDS)
+  --nats-ca FILE       CA certificate (PEM) of the NATS server, for tls:// (default $NATS_CA)
+  --metrics PORT       serve Prometheus metrics at http://HOST:PORT/metrics (HOST is --host)
   --stats-json         print stats as one JSON object per line instead of text
   --quiet              no stats lines, only errors
   -h, --help           show this help
@@ -44,7 +53,7 @@ Options:
 export class UsageError extends Error {}
 
 /** Options that take a number (or numbers): a negative one gets the range message. */
-const NUMERIC_OPTIONS = new Set(['--port', '--size', '--fps', '--quality', '--max-viewers', '--bitrate', '--crf', '--keyframe-interval']);
+const NUMERIC_OPTIONS = new Set(['--port', '--size', '--fps', '--quality', '--max-viewers', '--bitrate', '--crf', '--keyframe-interval', '--metrics']);
 
 const sizeSchema = z
   .string()
@@ -97,6 +106,11 @@ const senderOptionsSchema = z.object({
   'tls-key': z.string().min(1).optional(),
   'stats-json': z.boolean(),
   quiet: z.boolean(),
+  nats: z.string().min(1).optional(),
+  camera: z.string().optional(),
+  'nats-creds': z.string().min(1).optional(),
+  'nats-ca': z.string().min(1).optional(),
+  metrics: intIn(0, 65535).optional(),
 });
 
 export interface SenderOptions {
@@ -125,6 +139,10 @@ export interface SenderOptions {
   tls: { certFile: string; keyFile: string } | undefined;
   statsJson: boolean;
   quiet: boolean;
+  /** Publish to NATS too (the camera name is checked by the app, with @camstream/nats's rules). */
+  nats: { url: string; camera: string; credsFile: string | undefined; caFile: string | undefined } | undefined;
+  /** Port of the /metrics server, if asked for. */
+  metricsPort: number | undefined;
 }
 
 /** Parses argv; returns 'help' for --help, throws UsageError naming the bad option. */
@@ -156,6 +174,11 @@ export function parseSenderArgs(argv: string[], env: NodeJS.ProcessEnv = process
         'tls-key': { type: 'string' },
         'stats-json': { type: 'boolean', default: false },
         quiet: { type: 'boolean', default: false },
+        nats: { type: 'string' },
+        camera: { type: 'string' },
+        'nats-creds': { type: 'string' },
+        'nats-ca': { type: 'string' },
+        metrics: { type: 'string' },
         help: { type: 'boolean', short: 'h', default: false },
       },
     }));
@@ -178,6 +201,10 @@ export function parseSenderArgs(argv: string[], env: NodeJS.ProcessEnv = process
   for (const option of ['bitrate', 'crf', 'keyframe-interval'] as const) {
     if (o[option] !== undefined && o.codec !== 'h264') throw new UsageError(`--${option} is for --codec h264 only (the codec is ${o.codec})`);
   }
+  if (o.nats !== undefined && o.camera === undefined) throw new UsageError('--nats needs --camera NAME: the name receivers watch it by');
+  if (o.nats === undefined && (o.camera !== undefined || o['nats-creds'] !== undefined || o['nats-ca'] !== undefined)) {
+    throw new UsageError(`--${o.camera !== undefined ? 'camera' : o['nats-creds'] !== undefined ? 'nats-creds' : 'nats-ca'} is for publishing to NATS: give --nats URL too`);
+  }
   return {
     host: o.host,
     port: o.port,
@@ -199,6 +226,8 @@ export function parseSenderArgs(argv: string[], env: NodeJS.ProcessEnv = process
     tls: o['tls-cert'] && o['tls-key'] ? { certFile: o['tls-cert'], keyFile: o['tls-key'] } : undefined,
     statsJson: o['stats-json'],
     quiet: o.quiet,
+    nats: o.nats === undefined ? undefined : { url: o.nats, camera: o.camera!, credsFile: o['nats-creds'], caFile: o['nats-ca'] },
+    metricsPort: o.metrics,
   };
 }
 

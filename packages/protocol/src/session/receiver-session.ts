@@ -139,7 +139,7 @@ export class ReceiverSession {
     if (stream.width > max.width || stream.height > max.height) {
       throw new SessionError(
         'ERR_STREAM_TOO_LARGE',
-        `the sender announced a ${stream.width}x${stream.height} stream, larger than this receiver accepts (--max-size ${max.width}x${max.height})`,
+        `the sender announced a ${stream.width}x${stream.height} stream, larger than this receiver accepts (${max.width}x${max.height}; see --max-size)`,
       );
     }
     this.stream = stream;

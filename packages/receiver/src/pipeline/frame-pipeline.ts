@@ -13,6 +13,11 @@ export interface CheckedFrame {
   pooled: boolean;
   /** Its quality rung: rung r > 0 is decoded at the rung's size and scaled to the stream's. */
   rung: number;
+  /**
+   * Frames before it are missing (NATS: lost in transport, skipped by the subscriber): an H.264
+   * frame that is no keyframe then lacks its reference, and decoding waits for the next keyframe.
+   */
+  afterGap?: boolean;
 }
 
 /** A decoded image and the pool its bytes go back to once every sink is done with it. */

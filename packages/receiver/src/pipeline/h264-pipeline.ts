@@ -80,6 +80,7 @@ export class H264FramePipeline {
 
   offer(frame: CheckedFrame): void {
     const keyframe = frame.header.keyframe === true;
+    if (frame.afterGap && !keyframe) this.needsKeyframe = true;
     if (this.needsKeyframe && !keyframe) return this.skip(frame);
     if (this.queue.length >= this.maxQueued) {
       this.options.log(`the H.264 decoder fell ${this.queue.length} frames behind: skipping to the next keyframe`);
