@@ -4,7 +4,8 @@
  *
  * Pictures: a WebSocket at /ws, held by a worker (frame-receiver.js) off this thread. Each frame
  * arrives as binary messages (WEBSOCKET.md); the worker times its arrival (first message to
- * last), decodes it and hands the picture here; this page draws it on the canvas and tells the
+ * last), decodes it (JPEG, or H.264 with WebCodecs where the browser has it: a secure context,
+ * HTTPS or localhost; elsewhere the server sends this tab JPEG) and hands the picture here; this page draws it on the canvas and tells the
  * worker, which only then acknowledges it with {type:'ack', seq, spanMs, spanBytes}: the server
  * keeps the bytes in flight to this tab under a window sized from those figures, and lowers the
  * quality rung when the link is slow. If the WebSocket keeps failing while the server answers, or
@@ -83,6 +84,12 @@ const tab = {
   serverSkipped: 0,
   /** @type {'websocket' | 'mjpeg'} */
   transport: 'websocket',
+  /** How the worker decodes, and why: 'H.264 (WebCodecs)', or 'JPEG: <reason>' */
+  decoder: '',
+  /** The worker decodes H.264 (WebCodecs) */
+  h264: false,
+  /** @type {'jpeg' | 'h264' | null} the codec of the last frame drawn */
+  codec: /** @type {'jpeg' | 'h264' | null} */ (null),
   /** set once the canvas was sized for a frame */
   sized: false,
 };
@@ -156,18 +163,21 @@ function connectVideo() {
 
 /** @param {Extract<FromReceiver, { type: 'frame' }>} message */
 function draw(message) {
-  const { header, bitmap } = message;
+  const { header, picture } = message;
+  // An ImageBitmap (JPEG) or a VideoFrame (H.264, WebCodecs): both draw, and both must be closed.
+  const pictureSize = 'displayWidth' in picture ? { width: picture.displayWidth, height: picture.displayHeight } : picture;
   // The canvas keeps the stream's own size (a rung-0 frame's, else the server's figure for the
   // stream); lower rungs are scaled up to it, so the page does not jump when the rung changes.
   const stream = server.status?.frame;
-  const size = header.rung === 0 ? bitmap : stream ?? (tab.sized ? canvas : bitmap);
+  const size = header.rung === 0 ? pictureSize : stream ?? (tab.sized ? canvas : pictureSize);
   if (canvas.width !== size.width || canvas.height !== size.height) {
     canvas.width = size.width;
     canvas.height = size.height;
   }
   tab.sized = true;
-  context.drawImage(bitmap, 0, 0, canvas.width, canvas.height);
-  bitmap.close();
+  context.drawImage(picture, 0, 0, canvas.width, canvas.height);
+  picture.close();
+  tab.codec = header.codec;
   // Drawn: the receiver may acknowledge it now.
   tellReceiver({ type: 'drawn', seq: header.seq });
   const now = performance.now();
@@ -195,6 +205,8 @@ function fromReceiver(event) {
     case 'open':
       links.video = true;
       links.videoError = '';
+      tab.decoder = message.decoder.note;
+      tab.h264 = message.decoder.h264;
       return;
     case 'frame':
       links.failures = 0;
@@ -322,7 +334,7 @@ function update() {
   setText('tab-rung', tab.rung === null ? '–' : tab.rung === 0 ? '0 (full quality)' : String(tab.rung));
   setText('tab-server-skipped', byWebSocket ? String(tab.serverSkipped) : '–');
   setText('tab-skipped', String(tab.skipped));
-  setText('tab-transport', byWebSocket ? 'WebSocket' : 'MJPEG (no latency bound)');
+  setText('tab-transport', byWebSocket ? `WebSocket, ${tab.decoder || 'connecting'}${tab.codec ? ` (now ${tab.codec === 'h264' ? 'H.264' : 'JPEG'})` : ''}` : 'MJPEG (no latency bound)');
 
   const serverAge = serverFrameAgeMs();
   // Frames shown in an <img> cannot be counted: there the server's newest frame tells.

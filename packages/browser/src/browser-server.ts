@@ -1,8 +1,8 @@
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo, Socket } from 'node:net';
-import { FanOut, rungLadder, RungEncoder, type Outlet } from '@camstream/fanout';
-import type { Encoding, FrameCodec, FrameMeta, FrameSink, RawImage } from '@camstream/media';
-import type { FlowWindowOptions } from '@camstream/protocol';
+import { FanOut, relativeRungSize, rungLadder, RungEncoder, type ChainLink, type Outlet, type RungSpec } from '@camstream/fanout';
+import type { FrameCodec, FrameMeta, FrameSink, RawImage } from '@camstream/media';
+import type { Encoding, FlowWindowOptions } from '@camstream/protocol';
 import { WebSocketServer, type WebSocket } from 'ws';
 import { EventStream, MjpegStream, MJPEG_BOUNDARY } from './http-streams';
 import { remoteOf, type ClientInfo, type OutboundStream, type ServedFrame } from './outbound';
@@ -16,7 +16,7 @@ export interface BrowserServerOptions {
   port: number;
   /** Shown on the page: the stream's name. */
   title: string;
-  /** Encodes rung 0 of raw and PNG streams, and the lower rungs of every stream, to JPEG. */
+  /** Encodes rung 0 of raw, PNG and H.264 streams to JPEG (for pages and players that need it), and the lower rungs of every stream. */
   codec: FrameCodec;
   /** JPEG quality of rung 0 when the server encodes it, and the base of the lower rungs (default 80). */
   jpegQuality?: number;
@@ -40,6 +40,8 @@ export interface ReceivedFrame {
   encoding: Encoding;
   /** The sender's quality rung of this frame (absent or 0: the stream itself). */
   rung?: number;
+  /** An H.264 frame that decoding can start at. */
+  keyframe?: boolean;
 }
 
 /** The receiver's figures the page shows (its StatsSnapshot fits). */
@@ -99,6 +101,8 @@ const SNAPSHOT_WAIT_MS = 2_000;
 const CLOSE_GRACE_MS = 1_000;
 /** Received JPEG payloads kept until their decoded image arrives (decoding runs a few frames behind). */
 const MAX_KEPT_PAYLOADS = 8;
+/** Until a JPEG rung was measured, its frames are guessed at this share of the raw picture (720p JPEG q80: 1.6 % on the test pattern, 2.9 % on a noisy clip). */
+const JPEG_SHARE_OF_RAW = 0.02;
 /** Acks are about 80 bytes; nothing the page sends is larger. */
 const MAX_PAGE_MESSAGE_BYTES = 1024;
 const CLIENT_ID_PATTERN = /^[A-Za-z0-9_-]{1,64}$/;
@@ -138,7 +142,14 @@ export class BrowserServer implements FrameSink {
   private readonly snapshotWaiters = new Set<(frame: ServedFrame | undefined) => void>();
   private fanOut: FanOut<ServedFrame> | undefined;
   private ladderKey = '';
-  private ladderRungs = 1;
+  private ladder: readonly RungSpec[] = [];
+  /** The stream is H.264: tabs that decode it get its access units as rung 0 (see forwardH264). */
+  private h264Stream = false;
+  /** Forwards the received H.264 access units, every one, to the tabs on rung 0. */
+  private h264: { fanOut: FanOut<ServedFrame>; key: string } | undefined;
+  /** Where the last forwarded access unit stands in its chain; undefined before the first, and after a restart. */
+  private h264Chain: { seq: number; link: ChainLink } | undefined;
+  private h264Sequence = 0;
   /** Received rung-0 JPEG payloads by seq, until their decoded image is published. */
   private readonly jpegPayloads = new Map<number, { payload: Buffer; width: number; height: number }>();
   /** The newest rung-0 JPEG: for /snapshot.jpg and for MJPEG clients that just connected. */
@@ -227,11 +238,18 @@ export class BrowserServer implements FrameSink {
   /**
    * Every frame the receiver got and checked, before decoding. A JPEG frame of the stream itself
    * (rung 0) is kept, to be forwarded byte for byte when its decoded image is published, and is
-   * at once the latest snapshot.
+   * at once the latest snapshot. An H.264 frame of the stream itself is forwarded at once to the
+   * tabs that decode H.264 (every access unit: a picture needs the ones before it).
    */
   received(frame: ReceivedFrame, payload: Buffer): void {
     if (this.closing) return;
     this.noteFrame(frame);
+    if ((frame.encoding === 'h264') !== this.h264Stream) {
+      this.h264Stream = frame.encoding === 'h264';
+      this.h264Chain = undefined;
+      this.ladderChanged();
+    }
+    if (frame.encoding === 'h264') return this.forwardH264(frame, payload);
     if (frame.encoding !== 'jpeg' || (frame.rung ?? 0) !== 0) return;
     const newest = [...this.jpegPayloads.keys()].at(-1);
     if (newest !== undefined && frame.seq <= newest) this.jpegPayloads.clear(); // a new stream
@@ -285,6 +303,81 @@ export class BrowserServer implements FrameSink {
     }
   }
 
+  /**
+   * An H.264 access unit of the stream itself, as received, to the tabs on rung 0: byte for byte,
+   * through a fan-out of its own that starts each tab at a keyframe (a tab that joins gets the
+   * access units since the last one) and skips a tab that fell behind to the next keyframe. A
+   * frame of one of the sender's lower rungs is not forwarded: the tabs get JPEG meanwhile, and
+   * H.264 again from the next keyframe of the stream itself.
+   */
+  private forwardH264(frame: ReceivedFrame, payload: Buffer): void {
+    if ((frame.rung ?? 0) !== 0) {
+      this.h264Chain = undefined;
+      return;
+    }
+    const fanOut = this.h264FanOutFor(frame.width, frame.height);
+    const previous = this.h264Chain;
+    const keyframe = frame.keyframe === true;
+    // A new sequence when the chain broke (a restart, frames of another rung in between); it starts at a keyframe.
+    const continues = previous !== undefined && frame.seq > previous.seq;
+    if (!continues) this.h264Sequence++;
+    const link: ChainLink = { rung: 0, sequence: this.h264Sequence, index: continues ? previous.link.index + 1 : 0, keyframe };
+    this.h264Chain = { seq: frame.seq, link };
+    const placeholder: RawImage = { width: frame.width, height: frame.height, channels: 3, data: Buffer.alloc(0) };
+    fanOut.publish({ image: placeholder, seq: frame.seq, captureTime: frame.captureTime, encodedTop: payload, topChain: link }).catch((err: Error) => {
+      this.log(`browser server: forwarding H.264 frame ${frame.seq} failed: ${err.message}`);
+    });
+  }
+
+  /** The fan-out of the stream's own H.264, for pictures of this size (one rung: the access units as received). */
+  private h264FanOutFor(width: number, height: number): FanOut<ServedFrame> {
+    const key = `${width}x${height}`;
+    if (this.h264 && this.h264.key === key) return this.h264.fanOut;
+    this.h264?.fanOut.clearKept();
+    const fanOut = new FanOut<ServedFrame>({
+      // Never encodes: every publish hands rung 0 in, already encoded.
+      encoder: new RungEncoder(this.options.codec, 'jpeg', [{ width, height }]),
+      interCoded: true,
+      prepare: (encoded, published) => ({
+        seq: published.seq,
+        captureTime: published.captureTime,
+        rung: 0,
+        width: encoded.width,
+        height: encoded.height,
+        payload: encoded.payload,
+        codec: 'h264',
+        keyframe: encoded.chain?.keyframe === true,
+      }),
+      fps: 0, // measured from the frames forwarded
+    });
+    this.h264 = { fanOut, key };
+    for (const tab of this.tabs) if (tab.acceptsH264) fanOut.add(tab.h264Outlet);
+    return fanOut;
+  }
+
+  /** The stream's codec or size changed: every tab chooses again from the best rung it can take. */
+  private ladderChanged(): void {
+    for (const tab of this.tabs) tab.setLadder(this.tabLadder());
+  }
+
+  /** The ladder a tab chooses from: the JPEG rungs, under the stream's own H.264 when it is one. */
+  private tabLadder() {
+    const jpegRungs = Math.max(1, this.ladder.length);
+    if (!this.h264Stream) return { rungs: jpegRungs };
+    return { rungs: jpegRungs + 1, h264: true, rungBitrate: (rung: number) => (rung === 0 ? (this.h264?.fanOut.rungBitrate(0) ?? 0) : this.jpegRungBitrate(rung - 1)) };
+  }
+
+  /** A JPEG rung's bytes per second: measured, or (before any JPEG was encoded) guessed from the picture size. */
+  private jpegRungBitrate(rung: number): number {
+    const fanOut = this.fanOut;
+    const spec = this.ladder[rung];
+    if (!fanOut || !spec) return Infinity;
+    if (fanOut.expectedFrameBytes(rung) > 0) return fanOut.rungBitrate(rung);
+    const top = this.ladder[0]!;
+    const fps = this.h264?.fanOut.fps || 30;
+    return top.width * top.height * 3 * JPEG_SHARE_OF_RAW * relativeRungSize(spec, top) * fps;
+  }
+
   /** Latest receiver figures: kept for /stats.json and sent to every page as a `stats` event. */
   publishStats(stats: ReceiverFigures): void {
     if (this.closing) return;
@@ -301,6 +394,7 @@ export class BrowserServer implements FrameSink {
   private async shutDown(): Promise<void> {
     clearInterval(this.ticker);
     this.jpegPayloads.clear();
+    this.h264?.fanOut.clearKept();
     for (const done of this.snapshotWaiters) done(undefined);
     const streams = [...this.streams];
     const allEnded = Promise.all(streams.map((stream) => stream.end()));
@@ -376,13 +470,16 @@ export class BrowserServer implements FrameSink {
       return refuse(503, 'Service Unavailable', `too many viewers: ${this.streams.size} streaming connections are open (the limit is ${this.maxClients}); try again later\n`);
     }
     // ws completes the handshake synchronously (no verifyClient, no extensions): the tab counts at once.
-    this.wss.handleUpgrade(req, socket, head, (ws: WebSocket) => this.addTab(ws, clientIdOf(url), remoteOf(req)));
+    // `codecs`: what the page decodes (viewer.js sends h264,jpeg when it has WebCodecs); without it, JPEG only.
+    const acceptsH264 = (url.searchParams.get('codecs') ?? '').split(',').includes('h264');
+    this.wss.handleUpgrade(req, socket, head, (ws: WebSocket) => this.addTab(ws, clientIdOf(url), remoteOf(req), acceptsH264));
   }
 
-  private addTab(ws: WebSocket, id: string | undefined, remote: string): void {
+  private addTab(ws: WebSocket, id: string | undefined, remote: string, acceptsH264: boolean): void {
     if (this.closing) return void ws.terminate();
     const tab = new TabSocket(ws, id, remote, {
-      rungs: this.ladderRungs,
+      ...this.tabLadder(),
+      acceptsH264,
       adapt: this.options.adapt ?? true,
       log: this.log,
       ...(this.options.flow ? { flow: this.options.flow } : {}),
@@ -390,16 +487,18 @@ export class BrowserServer implements FrameSink {
     this.tabs.add(tab);
     this.addStream(tab);
     this.addOutlet(tab);
+    if (acceptsH264) this.h264?.fanOut.add(tab.h264Outlet);
     ws.on('close', () => {
       this.tabs.delete(tab);
       this.streams.delete(tab);
       this.removeOutlet(tab);
+      this.h264?.fanOut.delete(tab.h264Outlet);
       const { sent, dropped } = tab.info();
       this.log(`browser server: tab ${remote} left after ${sent} frames (${dropped} skipped for it); ${this.streams.size} connections open`);
     });
-    this.log(`browser server: tab ${remote} connected; ${this.streams.size} connections open`);
-    // The newest frame at once, rather than after the next one arrives.
-    if (this.latestTop) tab.offer({ frame: this.latestTop, settle: () => undefined });
+    this.log(`browser server: tab ${remote} connected (${acceptsH264 ? 'decodes H.264 and JPEG' : 'JPEG only'}); ${this.streams.size} connections open`);
+    // The newest frame at once, rather than after the next one arrives (an H.264 tab gets the access units since the last keyframe instead).
+    if (this.latestTop && !(this.h264Stream && acceptsH264)) tab.offer({ frame: this.latestTop, settle: () => undefined });
   }
 
   /** Refuses a streaming connection beyond maxClients; true when refused. */
@@ -516,8 +615,8 @@ export class BrowserServer implements FrameSink {
       fps: 0, // measured from the frames published
     });
     this.ladderKey = key;
-    this.ladderRungs = ladder.length;
-    for (const tab of this.tabs) tab.setRungs(ladder.length);
+    this.ladder = ladder;
+    this.ladderChanged();
     for (const outlet of this.outlets) this.fanOut.add(outlet);
     return this.fanOut;
   }
@@ -526,6 +625,7 @@ export class BrowserServer implements FrameSink {
   private streamRestarted(seq: number): void {
     this.log(`browser server: the stream restarted (frame ${seq} after ${this.lastPublishedSeq}): tabs reconnect`);
     this.latestTop = undefined;
+    this.h264?.fanOut.clearKept();
     for (const tab of this.tabs) tab.close(CLOSE_STREAM_RESTARTED, 'the stream restarted');
     for (const stream of this.streams) if (stream instanceof MjpegStream) stream.streamRestarted();
   }

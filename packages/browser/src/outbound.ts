@@ -7,8 +7,12 @@ export interface ServedFrame {
   readonly rung: number;
   readonly width: number;
   readonly height: number;
-  /** The JPEG. On rung 0 of a JPEG stream: the received payload itself. */
+  /** The JPEG, or the H.264 access unit. On rung 0 of a JPEG or H.264 stream: the received payload itself. */
   readonly payload: Buffer;
+  /** Absent: JPEG. */
+  readonly codec?: 'jpeg' | 'h264';
+  /** An H.264 access unit that decoding can start at. */
+  readonly keyframe?: boolean;
 }
 
 export type StreamKind = 'tab' | 'mjpeg' | 'events';
@@ -32,8 +36,10 @@ export interface ClientInfo {
 }
 
 export interface TabFlowInfo {
-  /** The rung of the last frame sent. */
+  /** The rung of the last frame sent (on an H.264 stream: 0 is the H.264 itself, 1 and up JPEG). */
   rung: number;
+  /** How the tab decodes: H.264 with WebCodecs (and JPEG), or JPEG only. */
+  decodes: 'h264' | 'jpeg';
   /** Frames the tab acknowledged (each ack settles every frame up to it). */
   acks: number;
   inFlightBytes: number;

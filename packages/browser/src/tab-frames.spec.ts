@@ -11,12 +11,23 @@ import {
   type TabFrameHeader,
 } from './tab-frames';
 
-const EXAMPLE: TabFrameHeader = { seq: 1234, captureTime: 1700000000123.5, width: 960, height: 540, rung: 3, dropped: 7, payloadBytes: 30000 };
+const EXAMPLE: TabFrameHeader = { seq: 1234, captureTime: 1700000000123.5, width: 960, height: 540, rung: 3, dropped: 7, payloadBytes: 30000, codec: 'jpeg', keyframe: false };
 
 describe('tab frame header', () => {
   it('round-trips every field, fractional capture time and large seq included', () => {
     const header = { ...EXAMPLE, seq: 2 ** 40 + 3, captureTime: 1764500000000.125 };
     expect(decodeTabFrameHeader(encodeTabFrameHeader(header))).toEqual(header);
+    const keyframe: TabFrameHeader = { ...EXAMPLE, rung: 0, codec: 'h264', keyframe: true };
+    expect(decodeTabFrameHeader(encodeTabFrameHeader(keyframe))).toEqual(keyframe);
+  });
+
+  it('reads a 32-byte header (before the codec byte) as JPEG, and refuses an unknown codec', () => {
+    const old = Buffer.from(encodeTabFrameHeader(EXAMPLE).subarray(0, 32));
+    old.writeUInt16BE(32, 2);
+    expect(decodeTabFrameHeader(old)).toEqual(EXAMPLE);
+    const unknown = encodeTabFrameHeader(EXAMPLE);
+    unknown[32] = 7;
+    expect(() => decodeTabFrameHeader(unknown)).toThrow('frame codec 7, expected 0 (JPEG) or 1 (H.264)');
   });
 
   it('refuses another version, a short message and a header length beyond the message', () => {
@@ -25,7 +36,7 @@ describe('tab frame header', () => {
     const v2 = Buffer.from(bytes);
     v2[0] = 2;
     expect(() => decodeTabFrameHeader(v2)).toThrow('frame header version 2, expected 1');
-    expect(() => decodeTabFrameHeader(bytes.subarray(0, 20))).toThrow('frame header of 32 bytes in a message of 20');
+    expect(() => decodeTabFrameHeader(bytes.subarray(0, 20))).toThrow('frame header of 36 bytes in a message of 20');
   });
 
   it('is what WEBSOCKET.md says, byte for byte', () => {
@@ -34,8 +45,8 @@ describe('tab frame header', () => {
     if (!block) throw new Error('WEBSOCKET.md has no header example');
     const hex = block.replace(/```/g, '').trim().split(/\s+/).join('');
     expect(encodeTabFrameHeader(EXAMPLE).toString('hex')).toBe(hex);
-    expect(doc).toContain('`n = 30032`, `f = 7508`: four messages of 7508 bytes');
-    expect(tabFrameMessages(EXAMPLE, Buffer.alloc(30000)).map((m) => m.length)).toEqual([7508, 7508, 7508, 7508]);
+    expect(doc).toContain('`n = 30036`, `f = 7509`: four messages of 7509 bytes');
+    expect(tabFrameMessages(EXAMPLE, Buffer.alloc(30000)).map((m) => m.length)).toEqual([7509, 7509, 7509, 7509]);
   });
 });
 

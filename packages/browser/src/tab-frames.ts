@@ -7,8 +7,12 @@
  */
 
 export const TAB_FRAME_VERSION = 1;
-/** Bytes of the header at the start of a frame's first message (version 1). */
-export const TAB_FRAME_HEADER_BYTES = 32;
+/** Bytes of the header at the start of a frame's first message (version 1; 32 before the codec byte was appended). */
+export const TAB_FRAME_HEADER_BYTES = 36;
+/** What the payload is: a baseline JPEG, or one H.264 access unit (Annex B). */
+export type TabFrameCodec = 'jpeg' | 'h264';
+const CODEC_BYTES: Record<TabFrameCodec, number> = { jpeg: 0, h264: 1 };
+const KEYFRAME_FLAG = 1;
 /** Largest binary message the server sends. */
 export const FRAGMENT_BYTES = 16 * 1024;
 
@@ -24,8 +28,12 @@ export interface TabFrameHeader {
   rung: number;
   /** Frames this connection skipped so far (latest-wins), cumulative since it opened. */
   dropped: number;
-  /** Bytes of the JPEG payload, spread over this message and the following ones. */
+  /** Bytes of the payload, spread over this message and the following ones. */
   payloadBytes: number;
+  /** The payload's codec (a header of 32 bytes, from before the field existed, is JPEG). */
+  codec: TabFrameCodec;
+  /** An H.264 access unit that decoding can start at (always false for JPEG). */
+  keyframe: boolean;
 }
 
 export function encodeTabFrameHeader(header: TabFrameHeader, into: Buffer = Buffer.allocUnsafe(TAB_FRAME_HEADER_BYTES)): Buffer {
@@ -38,6 +46,9 @@ export function encodeTabFrameHeader(header: TabFrameHeader, into: Buffer = Buff
   into.writeUInt32BE(header.dropped, 24);
   into.writeUInt16BE(header.width, 28);
   into.writeUInt16BE(header.height, 30);
+  into.writeUInt8(CODEC_BYTES[header.codec], 32);
+  into.writeUInt8(header.keyframe ? KEYFRAME_FLAG : 0, 33);
+  into.writeUInt16BE(0, 34);
   return into;
 }
 
@@ -52,10 +63,15 @@ export function decodeTabFrameHeader(message: Uint8Array): TabFrameHeader {
   const version = bytes.readUInt8(0);
   if (version !== TAB_FRAME_VERSION) throw new TabFrameFormatError(`frame header version ${version}, expected ${TAB_FRAME_VERSION}`);
   const headerBytes = bytes.readUInt16BE(2);
-  if (headerBytes < TAB_FRAME_HEADER_BYTES || headerBytes > bytes.length) {
+  if (headerBytes < 32 || headerBytes > bytes.length) {
     throw new TabFrameFormatError(`frame header of ${headerBytes} bytes in a message of ${bytes.length}`);
   }
+  const codecByte = headerBytes >= TAB_FRAME_HEADER_BYTES ? bytes.readUInt8(32) : CODEC_BYTES.jpeg;
+  const codec = (Object.keys(CODEC_BYTES) as TabFrameCodec[]).find((name) => CODEC_BYTES[name] === codecByte);
+  if (codec === undefined) throw new TabFrameFormatError(`frame codec ${codecByte}, expected 0 (JPEG) or 1 (H.264)`);
   return {
+    codec,
+    keyframe: headerBytes >= TAB_FRAME_HEADER_BYTES && (bytes.readUInt8(33) & KEYFRAME_FLAG) !== 0,
     rung: bytes.readUInt8(1),
     payloadBytes: bytes.readUInt32BE(4),
     seq: bytes.readDoubleBE(8),

@@ -74,7 +74,7 @@ describe('the WebSocket at /ws', () => {
     fed.forEach((frame, i) => {
       const got = tab.frames[i]!;
       expect(got.header).toEqual({
-        seq: frame.seq, captureTime: frame.captureTime, width: WIDTH, height: HEIGHT, rung: 0, dropped: 0, payloadBytes: frame.jpeg!.length,
+        seq: frame.seq, captureTime: frame.captureTime, width: WIDTH, height: HEIGHT, rung: 0, dropped: 0, payloadBytes: frame.jpeg!.length, codec: 'jpeg', keyframe: false,
       });
       expect(got.payload.equals(frame.jpeg!)).toBe(true);
       // Several messages (so that the page can time the arrival), none larger than 16 KiB.

@@ -11,9 +11,22 @@ export const CLOSE_POLICY_VIOLATION = 1008;
 /** The stream restarted (its frame numbers began again): the page reconnects at once. */
 export const CLOSE_STREAM_RESTARTED = 1012;
 
-export interface TabSocketOptions {
-  /** Rungs on the current ladder (1: adaptation has nothing to choose from). */
+/** The ladder a tab chooses from. */
+export interface TabLadder {
+  /** Rungs on the ladder (1: adaptation has nothing to choose from). */
   rungs: number;
+  /**
+   * An H.264 stream: rung 0 is the stream's own H.264, forwarded by the server's H.264 fan-out
+   * (the tab takes it through `h264Outlet`); rung r > 0 is rung r - 1 of the JPEG fan-out.
+   */
+  h264?: boolean;
+  /** Each rung's expected bitrate (bytes/s) on this ladder; default: the JPEG fan-out's figures. */
+  rungBitrate?: (rung: number) => number;
+}
+
+export interface TabSocketOptions extends TabLadder {
+  /** The page decodes H.264 (WebCodecs): without it, a tab of an H.264 stream gets only JPEG rungs. */
+  acceptsH264?: boolean;
   /** Off: always rung 0, only the window's drops keep latency bounded. */
   adapt: boolean;
   flow?: FlowWindowOptions;
@@ -27,6 +40,12 @@ export interface TabSocketOptions {
  * by the tab's acks; the tab acknowledges a frame once it has drawn it, with how long the frame
  * took to arrive, so the window (and the rung, chosen from the measured capacity) follow the
  * real link to the tab. Frames the writer skips are counted and declared in every frame header.
+ *
+ * On an H.264 stream a tab whose page decodes H.264 (WebCodecs) has the H.264 itself as rung 0
+ * and the JPEG rungs below it: the server's H.264 fan-out offers it access units through
+ * `h264Outlet` (from a keyframe on, skipping to the next keyframe after a drop), its JPEG fan-out
+ * the rest. Moving up from JPEG to H.264 happens at a keyframe: until one comes the tab keeps its
+ * JPEG rung. A page without H.264 gets the JPEG rungs only.
  */
 export class TabSocket implements Outlet<ServedFrame>, OutboundStream {
   readonly kind = 'tab';
@@ -37,6 +56,12 @@ export class TabSocket implements Outlet<ServedFrame>, OutboundStream {
   private lastRung = 0;
   /** The newest frame offered: an older one may still come (see offer). */
   private newestSeq: number | undefined;
+  private ladder: TabLadder;
+  /** The JPEG fan-out rung of the last JPEG frame offered to it: kept while it waits for an H.264 keyframe. */
+  private lastJpegRung: number | undefined;
+  readonly acceptsH264: boolean;
+  /** The tab as an outlet of the server's H.264 fan-out (an H.264 stream's rung 0). */
+  readonly h264Outlet: Outlet<ServedFrame>;
 
   constructor(
     private readonly socket: WebSocket,
@@ -45,26 +70,41 @@ export class TabSocket implements Outlet<ServedFrame>, OutboundStream {
     private readonly options: TabSocketOptions,
   ) {
     this.now = options.now ?? (() => performance.now());
+    this.acceptsH264 = options.acceptsH264 ?? false;
+    this.ladder = { rungs: options.rungs, ...(options.h264 ? { h264: true } : {}), ...(options.rungBitrate ? { rungBitrate: options.rungBitrate } : {}) };
     this.window = new FlowWindow(options.flow);
     this.outlet = new AdaptiveOutlet<ServedFrame>({
       gate: this.window,
       bytesOf: (frame) => tabFrameBytes(frame.payload.length),
       send: (frame) => this.sendFrame(frame),
-      adaptation: { rungs: options.rungs, enabled: options.adapt },
+      adaptation: this.adaptation(),
       now: this.now,
     });
+    this.h264Outlet = {
+      chooseRung: (now, rungBitrate) => (this.ladder.h264 && this.chooseOnLadder(now, rungBitrate) === 0 ? 0 : -1),
+      offer: (delivery) => this.offer(delivery),
+      continuingRung: () => this.outlet.continuingRung(),
+      missed: () => this.outlet.missed(),
+    };
     socket.on('message', (data, isBinary) => this.received(data, isBinary));
     socket.on('close', () => this.outlet.close());
     socket.on('error', () => undefined); // 'close' follows
   }
 
-  /** The ladder changed (a new stream size): start again from rung 0. */
-  setRungs(rungs: number): void {
-    this.outlet.reset({ rungs, enabled: this.options.adapt });
+  /** The ladder changed (a new stream, size or codec): start again from the best rung it can take. */
+  setLadder(ladder: TabLadder): void {
+    this.ladder = ladder;
+    this.lastJpegRung = undefined;
+    this.outlet.reset(this.adaptation());
   }
 
+  /** The tab as an outlet of the JPEG fan-out: the JPEG rung it needs for this frame, or -1 for none. */
   chooseRung(now: number, rungBitrate: (rung: number) => number): number {
-    return this.outlet.chooseRung(now, rungBitrate);
+    const rung = this.chooseOnLadder(now, rungBitrate);
+    if (!this.ladder.h264) return rung;
+    if (rung > 0) return rung - 1;
+    // Rung 0 is the H.264, from the other fan-out: until its keyframe comes, the JPEG rung it is on.
+    return this.outlet.continuingRung() === undefined && this.lastJpegRung !== undefined ? this.lastJpegRung : -1;
   }
 
   /**
@@ -74,6 +114,7 @@ export class TabSocket implements Outlet<ServedFrame>, OutboundStream {
   offer(delivery: Delivery<ServedFrame>): void {
     if (this.newestSeq !== undefined && delivery.frame.seq <= this.newestSeq) return delivery.settle(false);
     this.newestSeq = delivery.frame.seq;
+    if ((delivery.frame.codec ?? 'jpeg') === 'jpeg') this.lastJpegRung = delivery.frame.rung;
     this.outlet.offer(delivery);
   }
 
@@ -88,6 +129,7 @@ export class TabSocket implements Outlet<ServedFrame>, OutboundStream {
       blocked: this.outlet.blocked,
       tab: {
         rung: this.lastRung,
+        decodes: this.acceptsH264 ? 'h264' : 'jpeg',
         acks: this.acks,
         inFlightBytes: this.window.inFlightBytes,
         windowBytes: this.window.windowBytes,
@@ -126,14 +168,37 @@ export class TabSocket implements Outlet<ServedFrame>, OutboundStream {
     this.socket.terminate();
   }
 
+  private adaptation() {
+    // A page that cannot decode H.264 starts below the H.264 rung.
+    const floor = this.ladder.h264 && !this.acceptsH264 ? 1 : 0;
+    return { rungs: this.ladder.rungs, enabled: this.options.adapt, floor };
+  }
+
+  private chooseOnLadder(now: number, rungBitrate: (rung: number) => number): number {
+    return this.outlet.chooseRung(now, this.ladder.rungBitrate ?? rungBitrate);
+  }
+
   private sendFrame(frame: ServedFrame): boolean {
     if (this.socket.readyState !== this.socket.OPEN) return true;
+    const codec = frame.codec ?? 'jpeg';
+    // On an H.264 stream's ladder the H.264 is rung 0 and JPEG rung r is rung r + 1.
+    const rung = this.ladder.h264 ? (codec === 'h264' ? 0 : frame.rung + 1) : frame.rung;
     const messages = tabFrameMessages(
-      { seq: frame.seq, captureTime: frame.captureTime, width: frame.width, height: frame.height, rung: frame.rung, dropped: this.outlet.dropped, payloadBytes: frame.payload.length },
+      {
+        seq: frame.seq,
+        captureTime: frame.captureTime,
+        width: frame.width,
+        height: frame.height,
+        rung,
+        dropped: this.outlet.dropped,
+        payloadBytes: frame.payload.length,
+        codec,
+        keyframe: frame.keyframe === true,
+      },
       frame.payload,
     );
     this.window.sent(frame.seq, tabFrameBytes(frame.payload.length), this.now());
-    this.lastRung = frame.rung;
+    this.lastRung = rung;
     const last = messages.length - 1;
     messages.forEach((message, i) => this.socket.send(message, { binary: true }, i === last ? this.afterFrameWritten : undefined));
     // Anything left in Node's buffer means the kernel's is full: wait until it has all gone.

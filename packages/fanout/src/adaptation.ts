@@ -1,8 +1,13 @@
 export interface AdaptationOptions {
   /** Number of rungs on the ladder (1: nothing to adapt). */
   rungs: number;
-  /** Off: always rung 0 (only drops keep latency bounded). Default on. */
+  /** Off: always the best rung allowed (only drops keep latency bounded). Default on. */
   enabled?: boolean;
+  /**
+   * The best rung this viewer can take (default 0): e.g. a browser without an H.264 decoder starts
+   * below an H.264 rung 0, on the rungs it can decode.
+   */
+  floor?: number;
   /** A rung whose bitrate exceeds the measured capacity by this factor is left at once (default 1.1). */
   downAbove?: number;
   /** A rung dropping more than this share of the frames it is offered is left (default 0.2)... */
@@ -44,7 +49,8 @@ const DROP_WINDOW_MS = 1000;
  * episode of drops now and then, not a flapping stream. The window keeps latency bounded meanwhile.
  */
 export class RungChooser {
-  private current = 0;
+  private current: number;
+  private readonly floor: number;
   private upCandidateSince: number | undefined;
   private lastSwitchAt = -Infinity;
   private lastUpAt = -Infinity;
@@ -53,9 +59,11 @@ export class RungChooser {
   private readonly events: Array<{ at: number; dropped: boolean }> = [];
   /** Per rung: not before this time, and the backoff that produced it. */
   private readonly backoff = new Map<number, { until: number; ms: number }>();
-  private readonly o: Required<Omit<AdaptationOptions, 'rungs' | 'enabled'>>;
+  private readonly o: Required<Omit<AdaptationOptions, 'rungs' | 'enabled' | 'floor'>>;
 
   constructor(private readonly options: AdaptationOptions, now = 0) {
+    this.floor = Math.max(0, Math.min(options.floor ?? 0, options.rungs - 1));
+    this.current = this.floor;
     this.lastDropAt = -Infinity;
     this.started = now;
     this.o = {
@@ -94,7 +102,7 @@ export class RungChooser {
     if (this.options.enabled === false || this.options.rungs <= 1) return this.current;
     this.expire(now);
     const capacity = link.capacityBytesPerSecond;
-    const best = (limit: number, from = 0) => {
+    const best = (limit: number, from = this.floor) => {
       for (let r = from; r < this.options.rungs; r++) if (rungBitrate(r) <= limit) return r;
       return this.options.rungs - 1;
     };
@@ -119,9 +127,9 @@ export class RungChooser {
 
   /** The better rung worth trying: the best the capacity promises, else the next one after a quiet spell. */
   private upCandidate(now: number, capacity: number | undefined, rungBitrate: (rung: number) => number): number | undefined {
-    if (this.current === 0) return undefined;
+    if (this.current === this.floor) return undefined;
     if (capacity !== undefined) {
-      for (let r = 0; r < this.current; r++) {
+      for (let r = this.floor; r < this.current; r++) {
         if (rungBitrate(r) <= capacity * this.o.upBelow && this.allowed(r, now)) return r;
       }
     }

@@ -17,6 +17,10 @@ export interface AdaptiveOutletOptions<P> {
   send(frame: P): boolean;
   /** A frame this outlet will never send: declared to the peer with the next frame. */
   dropped?(frame: P): void;
+  /** A frame that never came to this outlet (its rung's encoder made none): declared like a drop. */
+  missed?(): void;
+  /** Inter-coded frames: how long a frame may wait behind the one before it (LatestWinsWriter's maxChainWaitMs). */
+  maxChainWaitMs?: number;
   adaptation: AdaptationOptions;
   now?(): number;
 }
@@ -51,6 +55,13 @@ export class AdaptiveOutlet<P> implements Outlet<P> {
         options.dropped?.(d.frame);
         d.settle(false);
       },
+      // Not the link's fault: counted, declared, but no reason to change rungs.
+      missed: () => {
+        this.droppedCount++;
+        options.missed?.();
+      },
+      chainOf: (d) => d.chain,
+      ...(options.maxChainWaitMs === undefined ? {} : { maxChainWaitMs: options.maxChainWaitMs }),
       now: this.now,
     });
   }
@@ -60,7 +71,7 @@ export class AdaptiveOutlet<P> implements Outlet<P> {
     return this.sentCount;
   }
 
-  /** Frames dropped so far (replaced while waiting, or left when the outlet closed). */
+  /** Frames dropped so far (replaced while waiting, undecodable, missed, or left when the outlet closed). */
   get dropped(): number {
     return this.droppedCount;
   }
@@ -86,6 +97,16 @@ export class AdaptiveOutlet<P> implements Outlet<P> {
 
   offer(delivery: Delivery<P>): void {
     this.writer.offer(delivery);
+  }
+
+  /** A frame of the stream that will never come to this outlet: declared in order, like a drop. */
+  missed(): void {
+    this.writer.missed();
+  }
+
+  /** The rung whose frames it can go on taking without a keyframe; undefined when it needs one. */
+  continuingRung(): number | undefined {
+    return this.writer.chainPosition?.rung;
   }
 
   /** An acknowledgement arrived: the window may have room for the waiting frame. */

@@ -1,4 +1,5 @@
 import type { Encoding, FrameCodec, RawImage } from '@camstream/media';
+import type { ChainLink } from './chain';
 
 /** One quality level of a stream: rung 0 is the stream itself; higher rungs are cheaper. */
 export interface RungSpec {
@@ -6,6 +7,8 @@ export interface RungSpec {
   readonly height: number;
   /** JPEG quality; undefined for encodings without one. */
   readonly quality?: number;
+  /** H.264 bitrate in bits per second; undefined for encodings without one. */
+  readonly bitrate?: number;
 }
 
 /**
@@ -41,6 +44,8 @@ export function rungLadder(encoding: Encoding, width: number, height: number, qu
  * grow with about the 0.68th power of the area and fall with quality as measured at 720p.
  */
 export function relativeRungSize(rung: RungSpec, top: RungSpec): number {
+  // Bitrate rungs (H.264) say it themselves.
+  if (rung.bitrate !== undefined && top.bitrate !== undefined) return rung.bitrate / top.bitrate;
   const area = (rung.width * rung.height) / (top.width * top.height);
   const quality = top.quality === undefined || rung.quality === undefined ? 1 : qualityFactor(rung.quality) / qualityFactor(top.quality);
   return area ** 0.68 * quality;
@@ -70,6 +75,26 @@ export interface EncodedRung {
   readonly width: number;
   readonly height: number;
   readonly payload: Buffer;
+  /** Inter-coded rungs (H.264): where the frame stands in its rung's chain; absent for frames that stand alone. */
+  readonly chain?: ChainLink;
+}
+
+/**
+ * What the fan-out encodes with: a ladder, and each captured image encoded for the rungs asked for.
+ * RungEncoder (JPEG, PNG, raw: frames that stand alone) is one; the sender's H.264 encoders another.
+ */
+export interface RungSource {
+  readonly ladder: readonly RungSpec[];
+  /** Frames depend on the frames before them on their rung (they carry a ChainLink). */
+  readonly interCoded?: boolean;
+  /**
+   * Starts encoding `image` for every rung asked for (and may for others it keeps running), one
+   * promise per rung; a promise resolves with undefined when that rung gives no frame for it.
+   * `encodedTop` is rung 0 already encoded, used as is (`topChain`: where it stands in its chain).
+   */
+  encodeEach(image: RawImage, rungs: Iterable<number>, encodedTop?: Buffer, topChain?: ChainLink): Map<number, Promise<EncodedRung | undefined>>;
+  /** True when a frame for this rung would not come back soon (its encoder is still starting): the fan-out does not wait for it. */
+  isStarting?(rung: number): boolean;
 }
 
 /**
@@ -77,7 +102,7 @@ export interface EncodedRung {
  * between rungs of the same size. Rung 0 can be handed in already encoded (a JPEG stream forwarded
  * by a receiver to browsers), and is then never encoded again.
  */
-export class RungEncoder {
+export class RungEncoder implements RungSource {
   constructor(
     private readonly codec: FrameCodec,
     private readonly encoding: Encoding,
@@ -98,7 +123,7 @@ export class RungEncoder {
    * out as soon as it is ready, without waiting for slower ones (a full-size rung is not held up
    * by a scaled one).
    */
-  encodeEach(image: RawImage, rungs: Iterable<number>, encodedTop?: Buffer): Map<number, Promise<EncodedRung>> {
+  encodeEach(image: RawImage, rungs: Iterable<number>, encodedTop?: Buffer, topChain?: ChainLink): Map<number, Promise<EncodedRung>> {
     const wanted = [...new Set(rungs)].sort((a, b) => a - b);
     for (const rung of wanted) {
       if (this.ladder[rung] === undefined) throw new RangeError(`no rung ${rung}: the ladder has ${this.ladder.length}`);
@@ -116,7 +141,7 @@ export class RungEncoder {
     };
     const encodeRung = async (rung: number): Promise<EncodedRung> => {
       const spec = this.ladder[rung]!;
-      if (rung === 0 && encodedTop) return { rung, width: spec.width, height: spec.height, payload: encodedTop };
+      if (rung === 0 && encodedTop) return { rung, width: spec.width, height: spec.height, payload: encodedTop, ...(topChain ? { chain: topChain } : {}) };
       const source = await scaled(spec);
       const payload = await this.codec.encode(source, this.encoding, spec.quality === undefined ? {} : { quality: spec.quality });
       return { rung, width: spec.width, height: spec.height, payload };

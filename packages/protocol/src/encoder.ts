@@ -61,6 +61,8 @@ export interface FrameFields {
   dropped?: number;
   /** The stream's quality rung the frame is on; 0 (the stream itself) when omitted. */
   rung?: number;
+  /** An h264 frame that decoding can start at (section 4.6); written only when true. */
+  keyframe?: boolean;
 }
 
 /** Builds a validated frame header for `payload`, filling payloadLength and crc32 from it. */
@@ -78,6 +80,7 @@ export function frameHeader(payload: Buffer, fields: FrameFields): FrameHeader {
     dropped: fields.dropped ?? 0,
     // Rung 0 is written as no rung at all: one way to say it.
     ...(fields.rung ? { rung: fields.rung } : {}),
+    ...(fields.keyframe ? { keyframe: true } : {}),
   });
   checkPayloadLength(header, payload.length);
   return header;

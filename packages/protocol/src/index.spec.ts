@@ -29,6 +29,7 @@ describe('package exports', () => {
         'SchemaError',
         'TooLargeError',
         'VersionMismatchError',
+        'checkDecodableStart',
         'crc32',
         'newNonce',
         'proofsMatch',

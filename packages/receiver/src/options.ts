@@ -21,9 +21,10 @@ Options:
   --nats-creds FILE    NATS creds file (JWT and nkey seed; default $NATS_CREDS)
   --nats-ca FILE       CA certificate (PEM) of the NATS server, for tls:// (default $NATS_CA)
   --display MODE       auto | on | off (default auto: a window when a display is available)
-  --record FILE        also record to a video file (.avi, Motion JPEG); with several cameras,
-                       one file per camera: FILE-CAMERA.avi (out.avi -> out-porch.avi), CAMERA
-                       being the NATS camera name or HOST-PORT of a TCP sender
+  --record FILE        also record to a video file: .avi (Motion JPEG of the pictures shown);
+                       an h264 stream into .mp4 is recorded as received, without re-encoding;
+                       with several cameras, one file per camera: FILE-CAMERA.avi (out.avi ->
+                       out-porch.avi), CAMERA being the NATS camera name or HOST-PORT of a TCP sender
   --http PORT          serve the stream to browsers on this port: a page with the video and
                        live stats at /, plain MJPEG at /stream.mjpg (0 picks a free port); with
                        several cameras a grid at /, and ?camera=NAME on /stream.mjpg,

@@ -1,6 +1,7 @@
 import type { FrameCodec, FrameSink } from '@camstream/media';
-import type { FrameHeader, StreamDescription } from '@camstream/protocol';
+import { frameLimit, type FrameHeader, type StreamDescription } from '@camstream/protocol';
 import { createCameraPipeline } from './pipeline/camera-pipeline';
+import { checkH264Frame } from './pipeline/h264-check';
 import { runSession, type SessionOptions } from './session/connection';
 import { keepConnected } from './session/reconnect';
 import type { ReceiverStats } from './stats';
@@ -54,7 +55,8 @@ export type ReceiverResult =
  * Connects, checks and decodes frames, feeds the sinks; reconnects with exponential backoff when
  * the sender is not there yet or goes away. Three stages, one per folder: session/ (a connection
  * and the reconnect loop: every frame checked and acknowledged as it arrives), pipeline/ (decode,
- * latest-wins, in order; lower rungs scaled to the stream's size), sinks/ (where frames go).
+ * latest-wins, in order; lower rungs scaled to the stream's size; H.264 through one decoder that
+ * sees every access unit, latest-wins after it), sinks/ (where frames go).
  * Large payloads and decoded pixels live in reused buffers, given back once every sink is done.
  */
 export async function receive(options: ReceiverOptions): Promise<ReceiverResult> {
@@ -82,6 +84,8 @@ export async function receive(options: ReceiverOptions): Promise<ReceiverResult>
       done.abort();
     },
   });
+  /** The largest frame the current stream may send (an h264 access unit is checked against it). */
+  let maxFrameBytes = 0;
   const keepsPayload = options.onFrameKeepsPayload ?? true;
   /** A payload may go back to the pool unless onFrame keeps it. */
   const reusable = (header: FrameHeader) => options.onFrame === undefined || (typeof keepsPayload === 'function' ? !keepsPayload(header) : !keepsPayload);
@@ -109,9 +113,12 @@ export async function receive(options: ReceiverOptions): Promise<ReceiverResult>
               if (!options.security?.tls) spokePlainCamstream = true;
               stats.streamStarted(rungs);
               pipeline.setStream(stream);
+              maxFrameBytes = frameLimit(stream);
               sinks.openFor(stream);
             },
             onFrame: (header, payload, checks) => {
+              // Before anything reads it: a payload that is no proper access unit ends the session.
+              if (header.encoding === 'h264') checkH264Frame(header, payload, maxFrameBytes);
               stats.frameReceived({ payloadBytes: payload.length, ...checks });
               options.onFrame?.(header, payload);
               received++;
@@ -137,7 +144,7 @@ export async function receive(options: ReceiverOptions): Promise<ReceiverResult>
     return { outcome: done.signal.aborted ? 'frames-reached' : 'stopped' };
   } finally {
     await sinks.ready();
-    await pipeline.idle();
+    await pipeline.close();
     await sinks.close();
   }
 }

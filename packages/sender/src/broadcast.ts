@@ -1,6 +1,7 @@
-import { FanOut, rungLadder, RungEncoder, type Outlet, type RungSpec } from '@camstream/fanout';
+import { FanOut, rungLadder, RungEncoder, type Outlet, type RungSource, type RungSpec } from '@camstream/fanout';
 import type { FrameCodec, RawImage } from '@camstream/media';
 import { prepareFrame, type StreamDescription } from '@camstream/protocol';
+import { H264Rungs, type H264RungsOptions } from './h264-rungs';
 import { OutgoingFrame } from './outgoing-frame';
 
 /** The JPEG quality used when the stream does not name one (the OpenCV adapter's default too). */
@@ -11,7 +12,14 @@ export interface BroadcastOptions {
   codec: FrameCodec;
   /** The stream as captured (size, fps, encoding, quality, source); its rungs are added here. */
   stream: StreamDescription;
+  /** An h264 stream's encoders: rate control and keyframes (`stream.bitrate` is rung 0's bitrate). */
+  h264?: Pick<H264RungsOptions, 'crf' | 'keyframeIntervalSeconds' | 'vbvBufferMs' | 'lingerMs' | 'startEncoder' | 'log'>;
   now?: () => number;
+}
+
+/** An h264 stream's rung-0 bitrate when none is given: 0.145 bits per pixel per frame (4 Mbit/s at 1280x720, 30 fps). */
+export function defaultH264Bitrate(width: number, height: number, fps: number): number {
+  return Math.max(100_000, Math.round((width * height * (fps > 0 ? fps : 30) * 0.145) / 1000) * 1000);
 }
 
 /** What one publish() did. */
@@ -24,13 +32,17 @@ export interface BroadcastResult {
   readonly taken: Promise<void>;
   /** Settles once every viewer wrote (to the kernel) or dropped every rung of the frame. */
   readonly released: Promise<void>;
+  /** Settles once no encoder reads the captured image any more (H.264 encoders may still, after publish() resolved). */
+  readonly imageReleased: Promise<void>;
 }
 
 /**
- * One stream as the sender announces it and encodes it: the quality ladder (PROTOCOL.md 4.4: rungs
- * for JPEG only; raw and PNG streams can only drop frames), and the fan-out that encodes each rung
- * in use once per captured frame and hands it to every viewer on that rung. Viewers join and leave
- * through add() and delete() (the stream server does that); the capture loop publishes.
+ * One stream as the sender announces it and encodes it: the quality ladder (PROTOCOL.md 4.4: JPEG
+ * quality and size rungs, H.264 bitrate rungs; raw and PNG streams can only drop frames), and the
+ * fan-out that encodes each rung in use once per captured frame and hands it to every viewer on
+ * that rung. Viewers join and leave through add() and delete() (the stream server does that); the
+ * capture loop publishes. H.264 (PROTOCOL.md 4.6): an encoder per rung in use (H264Rungs), and the
+ * fan-out's rules for frames that depend on the ones before them (keyframes for joiners and switches).
  */
 export class Broadcast {
   /** The stream description every receiver gets in the sender's hello, with its rungs. */
@@ -38,25 +50,37 @@ export class Broadcast {
   /** Rung 0 (the stream itself) and the lower rungs, best first. */
   readonly ladder: readonly RungSpec[];
   private readonly fanOut: FanOut<OutgoingFrame>;
+  private readonly source: RungSource;
+  private readonly h264: H264Rungs | undefined;
   /** Called once when the next viewer joins. */
   private readonly joinListeners = new Set<() => void>();
   /** The frames prepared by each publish() under way, so that its own hold on them can be let go. */
   private readonly preparing = new Map<number, OutgoingFrame[]>();
 
   constructor(options: BroadcastOptions) {
-    const { encoding, width, height } = options.stream;
+    const { encoding, width, height, fps } = options.stream;
     const quality = encoding === 'jpeg' ? (options.stream.quality ?? DEFAULT_JPEG_QUALITY) : undefined;
-    this.ladder = rungLadder(encoding, width, height, quality);
-    // A quality only means something for JPEG; the rungs are this ladder's.
-    const { rungs: _given, quality: _asked, ...stream } = options.stream;
+    const bitrate = encoding === 'h264' ? (options.stream.bitrate ?? defaultH264Bitrate(width, height, fps)) : undefined;
+    if (encoding === 'h264') {
+      this.h264 = new H264Rungs({ width, height, fps, bitrate: bitrate!, ...options.h264 });
+      this.source = this.h264;
+      this.ladder = this.h264.ladder;
+    } else {
+      this.ladder = rungLadder(encoding, width, height, quality);
+      this.source = new RungEncoder(options.codec, encoding, this.ladder);
+    }
+    // A quality only means something for JPEG, a bitrate for H.264; the rungs are this ladder's.
+    const { rungs: _given, quality: _asked, bitrate: _bitrate, ...stream } = options.stream;
     this.stream = {
       ...stream,
       ...(quality === undefined ? {} : { quality }),
+      ...(bitrate === undefined ? {} : { bitrate }),
       ...(this.ladder.length > 1 ? { rungs: this.ladder.slice(1).map((r) => ({ ...r })) } : {}),
     };
+    const interCoded = this.source.interCoded === true;
     this.fanOut = new FanOut<OutgoingFrame>({
-      encoder: new RungEncoder(options.codec, encoding, this.ladder),
-      fps: options.stream.fps,
+      encoder: this.source,
+      fps,
       prepare: (encoded, published) => {
         const frame = new OutgoingFrame(
           prepareFrame(encoded.payload, {
@@ -67,14 +91,23 @@ export class Broadcast {
             channels: published.image.channels as 1 | 3 | 4,
             encoding,
             rung: encoded.rung,
+            keyframe: encoded.chain?.keyframe === true,
           }),
           encoded.rung,
+          // Inter-coded frames may be prepared after publish() returned: the fan-out holds them instead.
+          interCoded ? 0 : 1,
         );
-        this.preparing.get(published.seq)?.push(frame);
+        if (!interCoded) this.preparing.get(published.seq)?.push(frame);
         return frame;
       },
+      ...(interCoded ? { hold: (frame: OutgoingFrame) => frame.retain(), letGo: (frame: OutgoingFrame) => frame.release() } : {}),
       ...(options.now ? { now: options.now } : {}),
     });
+  }
+
+  /** The H.264 encoders, for an h264 stream (figures, tests). */
+  get h264Rungs(): H264Rungs | undefined {
+    return this.h264;
   }
 
   /** Viewers getting frames. */
@@ -125,11 +158,19 @@ export class Broadcast {
         encodeMs: published.encodeMs,
         taken: published.taken,
         released: Promise.all(frames.map((f) => f.released)).then(() => undefined),
+        imageReleased: published.imageReleased,
       };
     } finally {
       this.preparing.delete(seq);
       // The publisher's own hold: from here on only the viewers hold the frames.
       for (const frame of frames) frame.release();
     }
+  }
+
+  /** Stops the stream's encoders (H.264) and lets go of the frames kept for joiners. */
+  async close(): Promise<void> {
+    await this.fanOut.delivered();
+    this.fanOut.clearKept();
+    await this.h264?.close();
   }
 }

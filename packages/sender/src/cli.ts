@@ -53,6 +53,7 @@ async function serve(options: SenderOptions): Promise<number> {
   const { StreamServer } = await import('./stream-server');
   const { SenderMetrics } = await import('./metrics');
   let server: Awaited<ReturnType<typeof StreamServer.listen>> | undefined;
+  let broadcast: InstanceType<typeof Broadcast> | undefined;
   let nats: NatsPublishing | undefined;
   const metrics = new SenderMetrics({ viewers: () => server?.viewerList ?? [], nats: () => nats?.figures });
   const source = metrics.countCaptures(
@@ -83,10 +84,16 @@ async function serve(options: SenderOptions): Promise<number> {
       pixelFormat: 'bgr24',
       encoding: options.encoding,
       ...(options.encoding === 'jpeg' ? { quality: options.quality } : {}),
+      ...(options.bitrate === undefined ? {} : { bitrate: options.bitrate }),
       source: info.description.slice(0, 200),
     };
     // Each rung in use is encoded once per frame, whatever the number of receivers on it.
-    const broadcast = new Broadcast({ codec: new OpenCVCodec(), stream });
+    broadcast = new Broadcast({
+      codec: new OpenCVCodec(),
+      stream,
+      h264: { keyframeIntervalSeconds: options.keyframeIntervalSeconds, ...(options.crf === undefined ? {} : { crf: options.crf }), log },
+    });
+    if (options.encoding === 'h264') log(describeH264(broadcast.ladder, options));
     const tls = options.tls && { cert: readPem(options.tls.certFile, '--tls-cert'), key: readPem(options.tls.keyFile, '--tls-key') };
     server = await StreamServer.listen({
       host: options.host,
@@ -168,6 +175,7 @@ async function serve(options: SenderOptions): Promise<number> {
     await nats?.close();
     await metricsServer?.close();
     await server?.close('sender error');
+    await broadcast?.close();
     await preview?.close();
     await source.close();
     process.off('SIGINT', onSignal);
@@ -175,8 +183,20 @@ async function serve(options: SenderOptions): Promise<number> {
   }
 }
 
-function describeSpec(spec: { width: number; height: number; quality?: number }): string {
-  return `${spec.width}x${spec.height}${spec.quality === undefined ? '' : ` q${spec.quality}`}`;
+function describeSpec(spec: { width: number; height: number; quality?: number; bitrate?: number }): string {
+  const detail = spec.bitrate !== undefined ? ` ${mbit(spec.bitrate)}` : spec.quality === undefined ? '' : ` q${spec.quality}`;
+  return `${spec.width}x${spec.height}${detail}`;
+}
+
+function mbit(bitsPerSecond: number): string {
+  return `${(bitsPerSecond / 1e6).toFixed(bitsPerSecond < 1e7 ? 2 : 1)} Mbit/s`;
+}
+
+/** "H.264 (x264 ultrafast): 4.00 Mbit/s average, keyframe every 2 s; lower rungs 2.40, 1.40, 0.80 Mbit/s". */
+function describeH264(ladder: ReadonlyArray<{ bitrate?: number }>, options: SenderOptions): string {
+  const [top, ...lower] = ladder.map((r) => r.bitrate ?? 0);
+  const rate = options.crf === undefined ? `${mbit(top!)} average` : `constant quality (CRF ${options.crf}) up to ${mbit(top!)}`;
+  return `H.264 (x264 ultrafast, zero latency): ${rate}, a keyframe every ${options.keyframeIntervalSeconds} s; lower rungs ${lower.map((b) => (b / 1e6).toFixed(2)).join(', ')} Mbit/s`;
 }
 
 /** `auto` means the first camera when there is one, else the built-in test pattern. */

@@ -13,8 +13,15 @@ Options:
   --size WxH           frame size (default: the source's own; 1280x720 for the test pattern)
   --fps N              frame rate (default: the source's own; 30 for the test pattern;
                        0 = as fast as the source allows)
-  --codec NAME         jpeg | png | raw (default jpeg)
+  --codec NAME         jpeg | png | raw | h264 (default jpeg)
   --quality N          JPEG quality 1-100 (default 80)
+  --bitrate RATE       H.264: bits per second of the stream, e.g. 4M, 2500k, 800000
+                       (default 0.145 bit per pixel per frame: 4M at 1280x720 30 fps);
+                       receivers on slow links get 60 %, 35 % or 20 % of it
+  --crf N              H.264: constant quality 0-51 (lower is better) instead of an average
+                       bitrate, each rung capped at its bitrate (default: average bitrate)
+  --keyframe-interval S  H.264: seconds between keyframes (default 2): how long a receiver
+                       that fell behind waits for a picture again
   --max-viewers N      receivers served at once (default 16)
   --adapt on|off       move each receiver down to a lower JPEG quality or size when its
                        link cannot carry the stream, and back up when it can (default on;
@@ -46,7 +53,7 @@ Options:
 export class UsageError extends Error {}
 
 /** Options that take a number (or numbers): a negative one gets the range message. */
-const NUMERIC_OPTIONS = new Set(['--port', '--size', '--fps', '--quality', '--max-viewers', '--metrics']);
+const NUMERIC_OPTIONS = new Set(['--port', '--size', '--fps', '--quality', '--max-viewers', '--bitrate', '--crf', '--keyframe-interval', '--metrics']);
 
 const sizeSchema = z
   .string()
@@ -62,14 +69,33 @@ const intIn = (min: number, max: number) =>
     .transform(Number)
     .refine((n) => n >= min && n <= max, `must be between ${min} and ${max}`);
 
+/** "4M", "2.5M", "2500k", "800000" (bits per second). */
+const bitrateSchema = z
+  .string()
+  .regex(/^-?\d+(\.\d+)?[kKmM]?$/, 'expected bits per second, e.g. 4M, 2500k or 800000')
+  .transform((text) => {
+    const unit = text.at(-1)!.toLowerCase();
+    const scale = unit === 'k' ? 1e3 : unit === 'm' ? 1e6 : 1;
+    return Math.round(parseFloat(text) * scale);
+  })
+  .refine((bits) => bits >= 100_000 && bits <= 1_000_000_000, 'must be between 100k and 1000M bits per second');
+
 const senderOptionsSchema = z.object({
   host: z.string().min(1),
   port: intIn(0, 65535),
   source: z.string().min(1),
   size: sizeSchema.optional(),
   fps: intIn(0, 1000).optional(),
-  codec: z.enum(['jpeg', 'png', 'raw']),
+  codec: z.enum(['jpeg', 'png', 'raw', 'h264']),
   quality: intIn(1, 100),
+  bitrate: bitrateSchema.optional(),
+  crf: intIn(0, 51).optional(),
+  'keyframe-interval': z
+    .string()
+    .regex(/^-?\d+(\.\d+)?$/, 'expected a number of seconds')
+    .transform(Number)
+    .refine((n) => n >= 0.1 && n <= 60, 'must be between 0.1 and 60 seconds')
+    .optional(),
   'max-viewers': intIn(1, 10000),
   adapt: z.enum(['on', 'off'], { error: 'expected on or off' }),
   loop: z.boolean(),
@@ -95,8 +121,14 @@ export interface SenderOptions {
   width: number | undefined;
   height: number | undefined;
   fps: number | undefined;
-  encoding: 'raw-bgr' | 'jpeg' | 'png';
+  encoding: 'raw-bgr' | 'jpeg' | 'png' | 'h264';
   quality: number;
+  /** H.264 only: rung 0's bits per second (undefined: the default for the stream's size and rate). */
+  bitrate: number | undefined;
+  /** H.264 only: constant quality instead of an average bitrate. */
+  crf: number | undefined;
+  /** H.264 only: seconds between keyframes. */
+  keyframeIntervalSeconds: number;
   maxViewers: number;
   /** Quality rungs per receiver (JPEG); false: rung 0 only. */
   adapt: boolean;
@@ -129,6 +161,9 @@ export function parseSenderArgs(argv: string[], env: NodeJS.ProcessEnv = process
         fps: { type: 'string' },
         codec: { type: 'string', default: 'jpeg' },
         quality: { type: 'string', default: '80' },
+        bitrate: { type: 'string' },
+        crf: { type: 'string' },
+        'keyframe-interval': { type: 'string' },
         'max-viewers': { type: 'string', default: '16' },
         adapt: { type: 'string', default: 'on' },
         loop: { type: 'boolean', default: false },
@@ -163,6 +198,9 @@ export function parseSenderArgs(argv: string[], env: NodeJS.ProcessEnv = process
   }
   const o = parsed.data;
   if (Boolean(o['tls-cert']) !== Boolean(o['tls-key'])) throw new UsageError('--tls-cert and --tls-key go together: give both or neither');
+  for (const option of ['bitrate', 'crf', 'keyframe-interval'] as const) {
+    if (o[option] !== undefined && o.codec !== 'h264') throw new UsageError(`--${option} is for --codec h264 only (the codec is ${o.codec})`);
+  }
   if (o.nats !== undefined && o.camera === undefined) throw new UsageError('--nats needs --camera NAME: the name receivers watch it by');
   if (o.nats === undefined && (o.camera !== undefined || o['nats-creds'] !== undefined || o['nats-ca'] !== undefined)) {
     throw new UsageError(`--${o.camera !== undefined ? 'camera' : o['nats-creds'] !== undefined ? 'nats-creds' : 'nats-ca'} is for publishing to NATS: give --nats URL too`);
@@ -176,6 +214,9 @@ export function parseSenderArgs(argv: string[], env: NodeJS.ProcessEnv = process
     fps: o.fps,
     encoding: o.codec === 'raw' ? 'raw-bgr' : o.codec,
     quality: o.quality,
+    bitrate: o.bitrate,
+    crf: o.crf,
+    keyframeIntervalSeconds: o['keyframe-interval'] ?? 2,
     maxViewers: o['max-viewers'],
     adapt: o.adapt === 'on',
     loop: o.loop,

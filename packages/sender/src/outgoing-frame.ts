@@ -9,15 +9,19 @@ import type { PreparedFrame } from '@camstream/protocol';
  */
 export class OutgoingFrame {
   readonly released: Promise<void>;
-  /** The publisher holds the frame from the start. */
-  private holders = 1;
+  private holders: number;
   private resolveReleased!: () => void;
+  private everHeld: boolean;
 
   constructor(
     readonly prepared: PreparedFrame,
     /** The quality rung (0: the stream itself). */
     readonly rung: number,
+    /** Holders from the start: the publisher (1), or none yet when the fan-out takes the first hold (0). */
+    holders = 1,
   ) {
+    this.holders = holders;
+    this.everHeld = holders > 0;
     this.released = new Promise<void>((resolve) => (this.resolveReleased = resolve));
   }
 
@@ -41,8 +45,9 @@ export class OutgoingFrame {
 
   /** One more holder: it must call release() once, when done with the payload. */
   retain(): void {
-    if (this.holders <= 0) throw new Error(`frame ${this.seq} (rung ${this.rung}) was already released`);
+    if (this.holders <= 0 && this.everHeld) throw new Error(`frame ${this.seq} (rung ${this.rung}) was already released`);
     this.holders++;
+    this.everHeld = true;
   }
 
   release(): void {

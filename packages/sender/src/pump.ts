@@ -30,8 +30,9 @@ export type PumpResult = 'source-ended' | 'stopped';
  * viewer to drop them. Paced sources (cameras) are read and published on time, always.
  *
  * Captured pixels go back to the source (`recycle`) for a later capture once nothing reads them:
- * after the encode and the preview; for raw frames, whose payload is the captured image itself,
- * only once every viewer has written it or dropped it as well.
+ * after every encode (an H.264 encoder that is starting may take longer than publish()) and the
+ * preview; for raw frames, whose payload is the captured image itself, only once every viewer
+ * has written it or dropped it as well.
  *
  * The loop yields to the event loop once per frame, whatever the source: a source with no pace
  * of its own and a raw "encode" both resolve at once, and a loop of promises that resolve at once
@@ -77,7 +78,8 @@ export async function pumpFrames(options: PumpOptions): Promise<PumpResult> {
     const result = await published;
     options.onPublished?.(result);
     previousTaken = result.taken;
-    recycleAfter(current, previewed, raw ? result.released : undefined);
+    // H.264 encoders may still be reading the image (one that is starting up): imageReleased waits for them.
+    recycleAfter(current, previewed, raw ? result.released : undefined, result.imageReleased);
     frame = await next;
   }
   return signal?.aborted ? 'stopped' : 'source-ended';

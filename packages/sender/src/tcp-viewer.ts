@@ -11,6 +11,8 @@ export interface TcpViewerOptions {
   adapt: boolean;
   /** Rung changes are logged at most this often per viewer (default 2 s); the last one always is. */
   rungLogIntervalMs?: number;
+  /** H.264: how long a frame may wait behind the one before it before the viewer skips to the next keyframe (default 250 ms). */
+  maxChainWaitMs?: number;
   log?: (line: string) => void;
   now?: () => number;
 }
@@ -54,6 +56,11 @@ export class TcpViewer implements Outlet<OutgoingFrame> {
         if (!this.closed) session.frameDropped();
         frame.release();
       },
+      // A frame its rung's encoder never made: missing for this receiver all the same, so declared.
+      missed: () => {
+        if (!this.closed) session.frameDropped();
+      },
+      ...(options.maxChainWaitMs === undefined ? {} : { maxChainWaitMs: options.maxChainWaitMs }),
       adaptation: { rungs: options.ladder.length, enabled: options.adapt },
       now: this.now,
     });
@@ -109,7 +116,8 @@ export class TcpViewer implements Outlet<OutgoingFrame> {
   describeRung(rung = this.lastRung): string {
     const spec = this.options.ladder[rung];
     if (!spec) return `rung ${rung}`;
-    return `rung ${rung} (${spec.width}x${spec.height}${spec.quality === undefined ? '' : ` q${spec.quality}`})`;
+    const detail = spec.bitrate !== undefined ? ` ${formatMbps(spec.bitrate / 8)}` : spec.quality === undefined ? '' : ` q${spec.quality}`;
+    return `rung ${rung} (${spec.width}x${spec.height}${detail})`;
   }
 
   chooseRung(now: number, rungBitrate: (rung: number) => number): number {
@@ -119,6 +127,16 @@ export class TcpViewer implements Outlet<OutgoingFrame> {
   offer(delivery: Delivery<OutgoingFrame>): void {
     delivery.frame.retain();
     this.outlet.offer(delivery);
+  }
+
+  /** H.264: the rung it can go on with without a keyframe (undefined: it needs one). */
+  continuingRung(): number | undefined {
+    return this.outlet.continuingRung();
+  }
+
+  /** H.264: no frame of this seq will come to it (its rung's encoder made none): declared like a drop. */
+  missed(): void {
+    this.outlet.missed();
   }
 
   /** An acknowledgement arrived: the window may have room for the waiting frame. */

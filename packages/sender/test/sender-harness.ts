@@ -2,7 +2,7 @@ import type { FrameCodec, FrameSource } from '@camstream/media';
 import { OpenCVCodec } from '@camstream/opencv';
 import type { Encoding } from '@camstream/protocol';
 import { Broadcast } from '../src/broadcast';
-import type { BroadcastResult } from '../src/broadcast';
+import type { BroadcastOptions, BroadcastResult } from '../src/broadcast';
 import { pumpFrames, type PumpResult } from '../src/pump';
 import { StreamServer, type StreamServerOptions } from '../src/stream-server';
 
@@ -30,6 +30,9 @@ export async function startSender(
   encoding: Encoding,
   options: {
     quality?: number;
+    /** H.264: rung 0's bitrate (bits/s) and the encoders' settings. */
+    bitrate?: number;
+    h264?: BroadcastOptions['h264'];
     codec?: FrameCodec;
     server?: Partial<Omit<StreamServerOptions, 'broadcast'>>;
     onPublished?: (result: BroadcastResult) => void;
@@ -38,7 +41,17 @@ export async function startSender(
   const { width, height, fps } = source.info;
   const broadcast = new Broadcast({
     codec: options.codec ?? codec,
-    stream: { width, height, fps, pixelFormat: 'bgr24', encoding, ...(options.quality ? { quality: options.quality } : {}), source: source.info.description },
+    stream: {
+      width,
+      height,
+      fps,
+      pixelFormat: 'bgr24',
+      encoding,
+      ...(options.quality ? { quality: options.quality } : {}),
+      ...(options.bitrate ? { bitrate: options.bitrate } : {}),
+      source: source.info.description,
+    },
+    ...(options.h264 ? { h264: options.h264 } : {}),
   });
   const log: string[] = [];
   const server = await StreamServer.listen({ host: '127.0.0.1', port: 0, broadcast, maxViewers: 8, log: (line) => log.push(line), ...options.server });
@@ -72,6 +85,7 @@ export async function startSender(
     async [Symbol.asyncDispose]() {
       await stopPump();
       await server.close('test over');
+      await broadcast.close();
       await source.close();
     },
   };

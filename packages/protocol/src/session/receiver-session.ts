@@ -6,7 +6,7 @@ import type { FrameHeader, Header, StreamDescription } from '../schema';
 import { describeHeader } from './describe';
 import { SequenceCheck } from './sequence-check';
 import { SessionError } from './session-error';
-import { checkFrameAgainstStream, type Rung, streamRungs } from './stream-check';
+import { checkDecodableStart, checkFrameAgainstStream, type Rung, streamRungs } from './stream-check';
 
 export interface ReceiverSessionOptions {
   /** This receiver's name, sent in its hello. */
@@ -58,6 +58,8 @@ export class ReceiverSession {
   private stream: StreamDescription | undefined;
   private rungs: Rung[] = [];
   private readonly sequence = new SequenceCheck();
+  /** The rung of the last frame received: an h264 frame on another one must be a keyframe. */
+  private lastRung: number | undefined;
 
   constructor(private readonly options: ReceiverSessionOptions) {
     this.receiverNonce = options.nonce ?? newNonce();
@@ -151,7 +153,9 @@ export class ReceiverSession {
     switch (header.type) {
       case 'frame': {
         const rung = checkFrameAgainstStream(header, this.stream!, this.rungs);
+        if (this.stream!.encoding === 'h264') checkDecodableStart(header, rung, this.lastRung);
         const step = this.sequence.accept(header);
+        this.lastRung = rung;
         const arrival = message.arrival ?? { spanMs: 0, spanBytes: 0 };
         return [
           { type: 'send', header: { type: 'ack', seq: header.seq, spanMs: round3(arrival.spanMs), spanBytes: arrival.spanBytes } },

@@ -6,11 +6,14 @@ export interface Rung {
   width: number;
   height: number;
   quality?: number;
+  /** An h264 rung's bitrate in bits per second. */
+  bitrate?: number;
 }
 
 /** Rung 0 (the stream itself) and the stream's lower rungs, in rung order (section 4.4). */
 export function streamRungs(stream: StreamDescription): Rung[] {
-  return [{ width: stream.width, height: stream.height, ...(stream.quality === undefined ? {} : { quality: stream.quality }) }, ...(stream.rungs ?? [])];
+  const top: Rung = { width: stream.width, height: stream.height, ...(stream.quality === undefined ? {} : { quality: stream.quality }), ...(stream.bitrate === undefined ? {} : { bitrate: stream.bitrate }) };
+  return [top, ...(stream.rungs ?? [])];
 }
 
 /**
@@ -33,4 +36,20 @@ export function checkFrameAgainstStream(header: FrameHeader, stream: StreamDescr
     );
   }
   return rung;
+}
+
+/**
+ * A receiver of an h264 stream decodes from a keyframe on (section 4.6): over a connection, the
+ * first frame, and the first frame on another rung than the frame before it, must be keyframes.
+ * Throws SessionError ERR_STREAM_MISMATCH otherwise. `previousRung`: the rung of the frame before
+ * on this connection, undefined for the first.
+ */
+export function checkDecodableStart(header: FrameHeader, rung: number, previousRung: number | undefined): void {
+  if (header.keyframe) return;
+  if (previousRung === undefined) {
+    throw new SessionError('ERR_STREAM_MISMATCH', `frame ${header.seq} is the first of an h264 stream on this connection but no keyframe: decoding can only start at a keyframe`);
+  }
+  if (rung !== previousRung) {
+    throw new SessionError('ERR_STREAM_MISMATCH', `frame ${header.seq} moves from rung ${previousRung} to rung ${rung} but is no keyframe: a rung can only be joined at a keyframe`);
+  }
 }

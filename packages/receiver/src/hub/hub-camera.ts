@@ -102,17 +102,22 @@ export class HubCamera {
     this.liveness.setFps(stream.fps);
   }
 
-  /** A checked frame, before decoding: it is alive, and the browser server keeps JPEG payloads to forward. */
+  /**
+   * A checked frame, before decoding: it is alive, the browser server keeps JPEG payloads and
+   * H.264 access units to forward, and an MP4 recording of an h264 stream writes the access unit.
+   */
   frameArrived(header: FrameHeader, payload: Buffer, now = performance.now()): void {
     const stoppedForMs = this.liveness.frame(now);
     if (stoppedForMs !== undefined) this.log(`frames again after ${(stoppedForMs / 1000).toFixed(1)} s stopped`);
     this.lastSeq = header.seq;
     this.options.browser?.received(header, payload);
+    this.recordings.onFrame(header, payload);
   }
 
-  /** Whether the browser server keeps this frame's payload (then it must never be reused). */
+  /** Whether the browser server or a recording keeps this frame's payload (then it must never be reused). */
   keepsPayload(header: FrameHeader): boolean {
-    return this.options.browser !== undefined && header.encoding === 'jpeg';
+    // H.264 payloads are small: always kept rather than asking who holds them (browser, MP4 recording).
+    return header.encoding === 'h264' || (this.options.browser !== undefined && header.encoding === 'jpeg');
   }
 
   /** Checks whether it stopped; logs it once when it does. */

@@ -4,7 +4,9 @@ import type { StreamDescription } from '@camstream/protocol';
 import { SinkSet } from '../sinks/sink-set';
 import type { ReceiverStats } from '../stats';
 import { AnySizeBufferPool } from './any-size-buffer-pool';
+import { EncodingPipeline } from './encoding-pipeline';
 import { FramePipeline } from './frame-pipeline';
+import { H264FramePipeline } from './h264-pipeline';
 
 export interface CameraPipelineOptions {
   codec: FrameCodec;
@@ -24,7 +26,7 @@ export interface CameraPipelineOptions {
 
 /** What one camera's frames go through after their checks: decode, then every sink. */
 export interface CameraPipeline {
-  pipeline: FramePipeline;
+  pipeline: EncodingPipeline;
   sinks: SinkSet;
   /** Where large payloads are read into, and go back to once decoded. */
   payloads: AnySizeBufferPool;
@@ -32,8 +34,8 @@ export interface CameraPipeline {
 
 /**
  * The stages behind one camera's transport, the same whether its frames come over TCP or NATS:
- * a latest-wins decode pipeline on the thread pool into the camera's sinks, with reused buffers
- * for payloads and pixels.
+ * a latest-wins decode pipeline on the thread pool (or, for H.264, one decoder that sees every
+ * access unit) into the camera's sinks, with reused buffers for payloads and pixels.
  */
 export function createCameraPipeline(options: CameraPipelineOptions): CameraPipeline {
   const concurrency = options.decodeConcurrency ?? Math.min(4, availableParallelism());
@@ -41,7 +43,7 @@ export function createCameraPipeline(options: CameraPipelineOptions): CameraPipe
   // and the one being received.
   const payloads = new AnySizeBufferPool(2 * concurrency + 3);
   const sinks = new SinkSet(options.openSinks, options.lastingSinks, options.onSinkFailed);
-  const pipeline = new FramePipeline({
+  const frames = new FramePipeline({
     codec: options.codec,
     concurrency,
     payloads,
@@ -51,5 +53,14 @@ export function createCameraPipeline(options: CameraPipelineOptions): CameraPipe
     log: options.log,
     stoppedWith: options.stoppedWith,
   });
-  return { pipeline, sinks, payloads };
+  const h264 = new H264FramePipeline({
+    codec: options.codec,
+    payloads,
+    pixels: new AnySizeBufferPool(4),
+    sinks,
+    stats: options.stats,
+    log: options.log,
+    stoppedWith: options.stoppedWith,
+  });
+  return { pipeline: new EncodingPipeline(frames, h264), sinks, payloads };
 }

@@ -1,6 +1,6 @@
-import type { FrameMeta, FrameSink, RawImage } from '@camstream/media';
+import type { Encoding, FrameMeta, FrameSink, RawImage } from '@camstream/media';
 import { OpenCVCodec } from '@camstream/opencv';
-import { frameHeader, type Encoding, type FrameHeader } from '@camstream/protocol';
+import { frameHeader, type FrameHeader } from '@camstream/protocol';
 import { imageDifference, readFrameNumber, renderFakeFrame } from '@camstream/testkit';
 import { SinkSet } from '../sinks/sink-set';
 import { ReceiverStats } from '../stats';

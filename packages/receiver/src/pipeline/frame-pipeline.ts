@@ -13,6 +13,11 @@ export interface CheckedFrame {
   pooled: boolean;
   /** Its quality rung: rung r > 0 is decoded at the rung's size and scaled to the stream's. */
   rung: number;
+  /**
+   * Frames before it are missing (NATS: lost in transport, skipped by the subscriber): an H.264
+   * frame that is no keyframe then lacks its reference, and decoding waits for the next keyframe.
+   */
+  afterGap?: boolean;
 }
 
 /** A decoded image and the pool its bytes go back to once every sink is done with it. */
@@ -96,8 +101,10 @@ export class FramePipeline {
     // A buffer is taken only once the codec has checked the payload's own header, and one that a
     // failed decode wrote into is not given back: the pool keeps memory for frames that decode,
     // never for a stream whose frames all fail (e.g. small JPEGs claiming 8K). Nor is the payload.
+    const { encoding } = header;
+    if (encoding === 'h264') throw new Error(`frame ${header.seq} is H.264: it goes through the H.264 pipeline, one decoder in order`);
     let into: Buffer | undefined;
-    const image = await codec.decode(payload, header.encoding, header, () => (into = pixels.take(header.width * header.height * header.channels)));
+    const image = await codec.decode(payload, encoding, header, () => (into = pixels.take(header.width * header.height * header.channels)));
     if (into && image.data !== into) pixels.give(into); // raw frames wrap their payload
     const decoded: DecodedImage = { image, home: image.data === into ? 'pixels' : image.data === payload && frame.pooled ? 'payloads' : undefined };
     if (decoded.home !== 'payloads') this.giveBackPayload(frame); // read, and not the image

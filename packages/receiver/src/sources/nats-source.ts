@@ -1,7 +1,9 @@
 import type { FrameCodec } from '@camstream/media';
+import { frameLimit, SessionError } from '@camstream/protocol';
 import { type CameraSelection, type CameraStats, CameraSubscriber, connectNats, type NatsLink, type SubscriberEvent } from '@camstream/nats';
 import type { HubCamera } from '../hub/hub-camera';
 import { type CameraPipeline, createCameraPipeline } from '../pipeline/camera-pipeline';
+import { checkH264Frame } from '../pipeline/h264-check';
 import type { ReceiverResult } from '../receiver';
 import type { TransportTotals } from '../stats';
 
@@ -31,6 +33,8 @@ interface Watched {
   camera: HubCamera;
   stages: CameraPipeline;
   frames: number;
+  /** The seq of the last H.264 frame offered: a frame that does not follow it needs a keyframe. */
+  lastH264Seq?: number;
 }
 
 /**
@@ -98,7 +102,7 @@ export class NatsCameras {
     this.sync();
     for (const { stages } of this.watched.values()) {
       await stages.sinks.ready();
-      await stages.pipeline.idle();
+      await stages.pipeline.close();
       await stages.sinks.close();
     }
     await this.link.close();
@@ -143,10 +147,25 @@ export class NatsCameras {
     const watched = this.watch(frame.camera);
     const { camera, stages } = watched;
     if (this.options.maxFrames !== undefined && watched.frames >= this.options.maxFrames) return;
+    let afterGap = false;
+    if (frame.header.encoding === 'h264') {
+      // A subscriber joins anywhere and may miss frames: decoding restarts at a keyframe after a gap.
+      afterGap = watched.lastH264Seq === undefined || frame.header.seq !== watched.lastH264Seq + 1;
+      watched.lastH264Seq = frame.header.seq;
+      try {
+        checkH264Frame(frame.header, frame.payload, camera.stream ? frameLimit(camera.stream) : Number.MAX_SAFE_INTEGER);
+      } catch (error) {
+        if (!(error instanceof SessionError)) throw error;
+        camera.stats.corrupt++;
+        watched.lastH264Seq = undefined;
+        this.logProblem(frame.camera, 'h264', `refused a frame: ${error.message}`);
+        return;
+      }
+    }
     camera.frameArrived(frame.header, frame.payload);
     camera.stats.frameReceived({ payloadBytes: frame.payload.length, rung: 0, declaredDrops: frame.declaredDrops, undeclaredGap: frame.undeclaredGap });
     // The payload is a view of the NATS message: nobody else reuses it, so it is never pooled.
-    stages.pipeline.offer({ header: frame.header, payload: frame.payload, pooled: false, rung: 0 });
+    stages.pipeline.offer({ header: frame.header, payload: frame.payload, pooled: false, rung: 0, afterGap });
     watched.frames++;
     this.checkFramesReached();
   }
