@@ -50,6 +50,19 @@ describe('parseSenderArgs', () => {
     expect(() => parseSenderArgs(['--source', '-x'])).toThrow(/--source/);
   });
 
+  it('takes --wire camstream (the default) or tutorial, and refuses on the tutorial wire what it cannot carry', () => {
+    expect(parseSenderArgs([])).toMatchObject({ wire: 'camstream' });
+    expect(parseSenderArgs(['--wire', 'tutorial', '--port', '0', '--max-viewers', '4'])).toMatchObject({ wire: 'tutorial', port: 0, maxViewers: 4 });
+    expect(() => parseSenderArgs(['--wire', 'pickle'])).toThrow(/^--wire "pickle": expected camstream or tutorial$/);
+    expect(() => parseSenderArgs(['--wire', 'tutorial', '--secret', 'longenough', '--codec', 'raw'])).toThrow(
+      /^--codec, --secret: not on the tutorial wire, which carries raw BGR pickles with no authentication, TLS, quality rungs or names \(use --wire camstream\)$/,
+    );
+    expect(() => parseSenderArgs(['--wire', 'tutorial', '--tls-cert', 'c.pem', '--tls-key', 'k.pem'])).toThrow(/^--tls-cert, --tls-key: not on the tutorial wire/);
+    // A secret from the environment protects camstream receivers only; the tutorial wire has none.
+    expect(parseSenderArgs(['--wire', 'tutorial'], { CAMSTREAM_SECRET: 'from the environment' })).toMatchObject({ wire: 'tutorial', secret: undefined });
+    expect(parseSenderArgs([], { CAMSTREAM_SECRET: 'from the environment' })).toMatchObject({ wire: 'camstream', secret: 'from the environment' });
+  });
+
   it('recognises --help', () => {
     expect(parseSenderArgs(['-h'])).toBe('help');
   });
