@@ -53,9 +53,11 @@ export interface ReceiverFigures {
   latencyMs: { p50: number; p95: number; p99: number } | null;
   frames: number;
   shown?: number;
-  senderDropped: number;
+  /** Null when the receiver's wire cannot tell (the tutorial's declares no drops). */
+  senderDropped: number | null;
   skipped: number;
-  gaps: number;
+  /** Null when the receiver's wire has no sequence numbers (the tutorial's). */
+  gaps: number | null;
   corrupt: number;
 }
 

@@ -50,13 +50,18 @@ async function watchUntil(options: ReceiverCliOptions, stop: AbortController): P
   // OpenCV adapter, the protocol or the network code.
   const { OpenCVCodec, RecorderProcess } = await import('@camstream/opencv');
   const { receive } = await import('./receiver');
-  const { formatStatsLine, ReceiverStats } = await import('./stats');
+  const { formatStatsLine, ReceiverStats, TUTORIAL_WIRE_NOT_KNOWN } = await import('./stats');
   const { localSinks } = await import('./sinks/local');
   const { startBrowserSink } = await import('./sinks/browser');
   const showWindow = await decideDisplay(options.display);
   // Loading OpenCV in the recording process takes a second or two: start it now, while we connect.
   const recorderProcess = options.record ? RecorderProcess.start() : undefined;
-  const stats = new ReceiverStats();
+  const tutorialWire = options.wire === 'tutorial';
+  const stats = new ReceiverStats(tutorialWire ? { notKnown: TUTORIAL_WIRE_NOT_KNOWN } : {});
+  if (tutorialWire) {
+    log(`wire: the tutorial's (a length and a pickle per frame); pickles are decoded strictly, never run. It carries no checksums, sequence numbers or capture times: latency, drops and gaps are n/a`);
+    if (process.env.CAMSTREAM_SECRET) log('CAMSTREAM_SECRET is set but does not apply: the tutorial wire has no authentication');
+  }
   const codec = new OpenCVCodec();
   const from = `${options.host}:${options.port}`;
   const browser =
@@ -76,6 +81,7 @@ async function watchUntil(options: ReceiverCliOptions, stop: AbortController): P
 
   try {
     const result = await receive({
+      wire: options.wire,
       host: options.host,
       port: options.port,
       name: options.name,

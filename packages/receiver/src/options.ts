@@ -8,6 +8,13 @@ Receives a camstream over TCP, checks every frame, and shows it in a window, rec
 or just prints stats.
 
 Options:
+  --wire NAME          camstream (default) | tutorial. tutorial: watch the Python tutorial's
+                       streamer (or camstream-sender --wire tutorial): each frame an 8-byte
+                       length and a pickle of a numpy array, decoded by a strict decoder that
+                       runs nothing (a pickle that is not a numpy uint8 image is refused and
+                       ends the run). That wire has no authentication, TLS, checksums,
+                       sequence numbers or capture times: --secret, --tls* and --name do not
+                       apply, and latency, drops and gaps show as n/a
   --host ADDR          sender address (default 127.0.0.1)
   --port N             sender port (default 9999)
   --display MODE       auto | on | off (default auto: a window when a display is available)
@@ -44,6 +51,7 @@ const NUMERIC_OPTIONS = new Set(['--port', '--http', '--frames', '--duration']);
 const positiveInt = z.string().regex(/^-?\d+$/, 'expected a whole number').transform(Number).refine((n) => n >= 1, 'must be at least 1');
 
 const receiverOptionsSchema = z.object({
+  wire: z.enum(['camstream', 'tutorial'], { error: 'expected camstream or tutorial' }),
   host: z.string().min(1),
   port: z
     .string()
@@ -88,6 +96,8 @@ const receiverOptionsSchema = z.object({
 });
 
 export interface ReceiverCliOptions {
+  /** camstream: the camstream protocol; tutorial: the tutorial's pickles. */
+  wire: 'camstream' | 'tutorial';
   host: string;
   port: number;
   display: 'auto' | 'on' | 'off';
@@ -115,6 +125,7 @@ export function parseReceiverArgs(argv: string[], env: NodeJS.ProcessEnv = proce
       strict: true,
       allowPositionals: true,
       options: {
+        wire: { type: 'string', default: 'camstream' },
         host: { type: 'string' },
         port: { type: 'string' },
         display: { type: 'string', default: 'auto' },
@@ -129,7 +140,8 @@ export function parseReceiverArgs(argv: string[], env: NodeJS.ProcessEnv = proce
         tls: { type: 'boolean', default: false },
         'tls-ca': { type: 'string' },
         'tls-fingerprint': { type: 'string' },
-        name: { type: 'string', default: defaultName() },
+        // No default here: --name is refused on the tutorial wire, so given or not must be told apart.
+        name: { type: 'string' },
         'stats-json': { type: 'boolean', default: false },
         quiet: { type: 'boolean', default: false },
         help: { type: 'boolean', short: 'h', default: false },
@@ -143,11 +155,21 @@ export function parseReceiverArgs(argv: string[], env: NodeJS.ProcessEnv = proce
   if (positionals.length > 1) throw new UsageError(`expected at most one HOST[:PORT], got ${positionals.join(' ')}`);
   const target = positionals[0] ? splitHostPort(positionals[0]) : {};
   const { help: _help, ...rest } = values;
+  const tutorialWire = values.wire === 'tutorial';
+  if (tutorialWire) {
+    const notOnTutorialWire = (['secret', 'tls', 'tls-ca', 'tls-fingerprint', 'name'] as const).filter((o) => values[o] !== undefined && values[o] !== false);
+    if (notOnTutorialWire.length > 0) {
+      const listed = notOnTutorialWire.map((o) => `--${o}`).join(', ');
+      throw new UsageError(`${listed}: not on the tutorial wire, which has no handshake, authentication or TLS (use --wire camstream)`);
+    }
+  }
   const raw = {
     ...rest,
     host: values.host ?? target.host ?? '127.0.0.1',
     port: values.port ?? target.port ?? '9999',
-    secret: values.secret ?? (env.CAMSTREAM_SECRET || undefined),
+    name: values.name ?? defaultName(),
+    // The tutorial wire has no authentication: a secret from the environment does not apply to it.
+    secret: values.secret ?? (tutorialWire ? undefined : env.CAMSTREAM_SECRET || undefined),
   };
   const parsed = receiverOptionsSchema.safeParse(raw);
   if (!parsed.success) {
@@ -161,6 +183,7 @@ export function parseReceiverArgs(argv: string[], env: NodeJS.ProcessEnv = proce
   if (o['tls-ca'] && o['tls-fingerprint']) throw new UsageError('--tls-ca and --tls-fingerprint are two ways to trust the sender: give one');
   const useTls = o.tls || Boolean(o['tls-ca']) || Boolean(o['tls-fingerprint']);
   return {
+    wire: o.wire,
     host: o.host,
     port: o.port,
     display: o.display,

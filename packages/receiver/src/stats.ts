@@ -23,24 +23,45 @@ export interface StatsSnapshot {
   shownFps: number;
   /** Payload megabits received per second. */
   mbps: number;
-  /** Capture (sender's clock) to decoded image (receiver's clock). */
+  /** Capture (sender's clock) to decoded image (receiver's clock); null before any frame, or when the wire cannot tell (notKnown). */
   latencyMs: { p50: number; p95: number; p99: number } | null;
   /** Frames received since the start, over every connection. */
   frames: number;
   /** Frames shown since the start: when recording, exactly the frames in the recording. */
   shown: number;
-  /** Frames the sender skipped for this receiver because it was slow (declared in headers). */
-  senderDropped: number;
+  /** Frames the sender skipped for this receiver because it was slow (declared in headers); null when the wire cannot tell. */
+  senderDropped: number | null;
   /** Frames received but never shown: a newer frame overtook them while decoders or sinks were busy. */
   skipped: number;
-  /** Sequence gaps the sender did not declare: must stay 0. */
-  gaps: number;
+  /** Sequence gaps the sender did not declare: must stay 0; null when the wire has no sequence numbers. */
+  gaps: number | null;
   /** Frames or connections rejected for bad bytes: CRC, sizes, schema. */
   corrupt: number;
   /** The rung of the latest frame; null before the first frame. */
   rung: RungFigure | null;
   /** Frames since the start that arrived on a lower rung (rung > 0), scaled back to the stream's size. */
   lowerRungFrames: number;
+  /** Only when the wire cannot give some figures: why each of them is null. */
+  notKnown?: NotKnown;
+}
+
+/** Figures a wire cannot give, each with the reason (shown instead of a number, never as 0). */
+export interface NotKnown {
+  latencyMs?: string;
+  senderDropped?: string;
+  gaps?: string;
+}
+
+/** What the tutorial's wire (a length and a pickle per frame, nothing else) cannot tell a receiver. */
+export const TUTORIAL_WIRE_NOT_KNOWN: Readonly<NotKnown> = {
+  latencyMs: 'the tutorial wire carries no capture time',
+  senderDropped: 'the tutorial wire declares no drops',
+  gaps: 'the tutorial wire carries no sequence numbers',
+};
+
+export interface ReceiverStatsOptions {
+  /** Figures the wire cannot give (TUTORIAL_WIRE_NOT_KNOWN): reported as null with the reason. */
+  notKnown?: NotKnown;
 }
 
 /** What the session found out about a received frame (its checks). */
@@ -72,6 +93,12 @@ export class ReceiverStats {
   private lowerRungTotal = 0;
   private rungs: readonly Rung[] = [];
   private currentRung: number | undefined;
+  private readonly notKnown: NotKnown | undefined;
+
+  constructor(options: ReceiverStatsOptions = {}) {
+    const reasons = Object.entries(options.notKnown ?? {}).filter(([, reason]) => reason);
+    this.notKnown = reasons.length > 0 ? Object.fromEntries(reasons) : undefined;
+  }
 
   /** A new connection's stream: its rungs (rungs[0] is the stream itself). */
   streamStarted(rungs: readonly Rung[]): void {
@@ -93,6 +120,8 @@ export class ReceiverStats {
   frameDecoded(latencyMs: number): void {
     this.decodedTotal++;
     this.interval.decoded++;
+    // A wire without capture times stamps frames when they arrive: that is no latency.
+    if (this.notKnown?.latencyMs) return;
     this.intervalLatency.add(latencyMs);
     this.overallLatency.add(latencyMs);
   }
@@ -137,12 +166,13 @@ export class ReceiverStats {
         : null,
       frames: this.framesTotal,
       shown: this.shownTotal,
-      senderDropped: this.sequence.declaredDrops,
+      senderDropped: this.notKnown?.senderDropped ? null : this.sequence.declaredDrops,
       skipped: this.skipped,
-      gaps: this.sequence.undeclaredGaps,
+      gaps: this.notKnown?.gaps ? null : this.sequence.undeclaredGaps,
       corrupt: this.corrupt,
       rung: this.rungFigure(),
       lowerRungFrames: this.lowerRungTotal,
+      ...(this.notKnown ? { notKnown: { ...this.notKnown } } : {}),
     };
   }
 
@@ -155,11 +185,18 @@ export class ReceiverStats {
 }
 
 export function formatStatsLine(s: StatsSnapshot): string {
-  const latency = s.latencyMs ? `latency p50 ${s.latencyMs.p50} / p95 ${s.latencyMs.p95} / p99 ${s.latencyMs.p99} ms` : 'latency -';
+  const notKnown = s.notKnown ?? {};
+  const latency = notKnown.latencyMs
+    ? `latency n/a (${notKnown.latencyMs})`
+    : s.latencyMs
+      ? `latency p50 ${s.latencyMs.p50} / p95 ${s.latencyMs.p95} / p99 ${s.latencyMs.p99} ms`
+      : 'latency -';
+  const dropped = s.senderDropped === null ? `dropped n/a by sender (${notKnown.senderDropped ?? 'not known'})` : `dropped ${s.senderDropped} by sender`;
+  const gaps = s.gaps === null ? `gaps n/a (${notKnown.gaps ?? 'not known'})` : `gaps ${s.gaps}`;
   return (
     `received ${s.fps.toFixed(1)} fps, decoded ${s.decodedFps.toFixed(1)} fps, shown ${s.shownFps.toFixed(1)} fps, ${s.mbps.toFixed(2)} Mbit/s, ${latency}, ` +
     `${formatRung(s.rung)} (${s.lowerRungFrames} on lower rungs), ` +
-    `dropped ${s.senderDropped} by sender + ${s.skipped} skipped, gaps ${s.gaps}, corrupt ${s.corrupt}, total ${s.frames} received / ${s.shown} shown`
+    `${dropped} + ${s.skipped} skipped, ${gaps}, corrupt ${s.corrupt}, total ${s.frames} received / ${s.shown} shown`
   );
 }
 
