@@ -1,6 +1,7 @@
 /*
  * The sender side of one bench cell, as its own process: what `camstream-sender` does
- * (StreamServer + pumpFrames + OpenCVCodec), with a pre-loaded synthetic clip as the source.
+ * (a Broadcast with OpenCVCodec, StreamServer and pumpFrames, wired as its cli.ts wires them), with a
+ * pre-loaded synthetic clip as the source.
  *
  *   node -r ts-node/register/transpile-only packages/bench/src/sender-driver.ts \
  *     --frames-file F --width W --height H [--encoding raw-bgr|jpeg] [--quality 80] [--fps 0]
@@ -12,14 +13,18 @@
 import { parseArgs } from 'node:util';
 import type { Encoding } from '@camstream/media';
 import { OpenCVCodec } from '@camstream/opencv';
-import { pumpFrames, StreamServer } from '@camstream/sender';
+import { Broadcast, pumpFrames, StreamServer } from '@camstream/sender';
 import { ClipSource, loadClip } from './frames';
 import { markWindow, onControlSignals, printResult, round, windowSince, type WindowMark } from './usage';
 
 interface Counters {
+  /** Frames published (encoded for every rung some receiver is on). */
   frames: number;
+  /** Time spent encoding them, every rung included. */
   encodeMs: number;
+  /** Payload bytes of the stream itself (rung 0), over the frames it was encoded for. */
   bytes: number;
+  rung0Frames: number;
 }
 
 async function main(): Promise<void> {
@@ -47,9 +52,9 @@ async function main(): Promise<void> {
   if (!['raw-bgr', 'jpeg', 'png'].includes(encoding)) throw new Error(`unknown --encoding ${encoding}`);
 
   const source = new ClipSource(loadClip(values['frames-file'], width, height), fps, values['capture-copy']);
-  const server = await StreamServer.listen({
-    host: values.host,
-    port: Number(values.port),
+  // Each rung in use is encoded once per frame, whatever the number of receivers on it.
+  const broadcast = new Broadcast({
+    codec: new OpenCVCodec(),
     stream: {
       width,
       height,
@@ -59,22 +64,28 @@ async function main(): Promise<void> {
       ...(encoding === 'jpeg' ? { quality } : {}),
       source: source.info.description,
     },
+  });
+  const server = await StreamServer.listen({
+    host: values.host,
+    port: Number(values.port),
+    broadcast,
     maxViewers: Math.max(16, viewers),
     log: () => undefined,
   });
   process.stdout.write(`LISTENING AT: ${server.address}\n`);
 
   const stop = new AbortController();
-  const total: Counters = { frames: 0, encodeMs: 0, bytes: 0 };
+  const total: Counters = { frames: 0, encodeMs: 0, bytes: 0, rung0Frames: 0 };
   let window: { mark: WindowMark; counters: Counters; viewers: Map<number, { sent: number; dropped: number }> } | undefined;
   let reported = false;
 
   const report = () => {
     if (reported) return;
     reported = true;
-    const start = window ?? { mark: markWindow(), counters: { frames: 0, encodeMs: 0, bytes: 0 }, viewers: new Map() };
+    const start = window ?? { mark: markWindow(), counters: { frames: 0, encodeMs: 0, bytes: 0, rung0Frames: 0 }, viewers: new Map() };
     const usage = windowSince(start.mark);
     const frames = total.frames - start.counters.frames;
+    const rung0Frames = total.rung0Frames - start.counters.rung0Frames;
     printResult({
       role: 'sender',
       windowMarked: window !== undefined,
@@ -84,7 +95,7 @@ async function main(): Promise<void> {
       fps: usage.seconds > 0 ? round(frames / usage.seconds, 1) : 0,
       frames,
       encodeMsMean: frames > 0 ? round((total.encodeMs - start.counters.encodeMs) / frames, 3) : 0,
-      payloadBytesMean: frames > 0 ? Math.round((total.bytes - start.counters.bytes) / frames) : 0,
+      payloadBytesMean: rung0Frames > 0 ? Math.round((total.bytes - start.counters.bytes) / rung0Frames) : 0,
       viewers: server.viewerList.map((v) => {
         const before = start.viewers.get(v.id) ?? { sent: 0, dropped: 0 };
         return { id: v.id, sent: v.sent - before.sent, dropped: v.dropped - before.dropped };
@@ -114,15 +125,15 @@ async function main(): Promise<void> {
     if (!stop.signal.aborted) {
       await pumpFrames({
         source,
-        codec: new OpenCVCodec(),
-        encoding,
-        quality,
-        publish: (frame) => server.broadcast(frame),
-        hasAudience: () => server.viewerList.length > 0,
-        onEncoded: (ms, frame) => {
+        broadcast,
+        onPublished: ({ encodeMs, frames }) => {
           total.frames++;
-          total.encodeMs += ms;
-          total.bytes += frame.payload.length;
+          total.encodeMs += encodeMs;
+          const stream = frames.get(0);
+          if (stream) {
+            total.rung0Frames++;
+            total.bytes += stream.prepared.payload.length;
+          }
         },
         signal: stop.signal,
       });

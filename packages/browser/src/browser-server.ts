@@ -59,6 +59,12 @@ export interface ReceiverFigures {
   /** Null when the receiver's wire has no sequence numbers (the tutorial's). */
   gaps: number | null;
   corrupt: number;
+  /** Frames lost with a broken connection (NATS), apart from gaps (absent from receivers that do not count them). */
+  lostInTransport?: number;
+  /** Messages refused unread (NATS: unsigned, wrongly signed, replayed). */
+  refused?: number;
+  /** Whether the camera sends: no frame yet, frames coming, or none for a few frame intervals. */
+  state?: 'waiting' | 'live' | 'stopped';
 }
 
 /** Seq, capture time and size of a frame. */
@@ -154,21 +160,22 @@ export class BrowserServer implements FrameSink {
   private readonly jpegQuality: number;
   private readonly boundPort: number;
 
+  /** `server`: its own HTTP server; undefined for one camera of a BrowserHub, which routes requests to it. */
   private constructor(
-    private readonly server: Server,
+    private readonly server: Server | undefined,
     private readonly page: PageFiles,
     private readonly options: BrowserServerOptions,
   ) {
     this.log = options.log ?? (() => undefined);
-    this.boundPort = (server.address() as AddressInfo).port;
+    this.boundPort = server ? (server.address() as AddressInfo).port : options.port;
     this.maxClients = options.maxClients ?? DEFAULT_MAX_CLIENTS;
     this.stalledClientTimeoutMs = options.stalledClientTimeoutMs ?? DEFAULT_STALLED_CLIENT_TIMEOUT_MS;
     this.jpegQuality = options.jpegQuality ?? DEFAULT_JPEG_QUALITY;
     this.wss = new WebSocketServer({ noServer: true, maxPayload: MAX_PAGE_MESSAGE_BYTES, perMessageDeflate: false, clientTracking: false });
-    server.on('request', (req: IncomingMessage, res: ServerResponse) => this.handle(req, res));
-    server.on('upgrade', (req: IncomingMessage, socket: Socket, head: Buffer) => this.upgrade(req, socket, head));
+    server?.on('request', (req: IncomingMessage, res: ServerResponse) => this.handleRequest(req, res));
+    server?.on('upgrade', (req: IncomingMessage, socket: Socket, head: Buffer) => this.handleUpgrade(req, socket, head));
     // Malformed requests and resets from clients: drop that socket, never the process.
-    server.on('clientError', (_err: Error, socket: Socket) => socket.destroy());
+    server?.on('clientError', (_err: Error, socket: Socket) => socket.destroy());
     // Once a second: the status for every page (stall display, viewer count) and the stall check.
     this.ticker = setInterval(() => this.tick(), 1000);
     this.ticker.unref();
@@ -176,10 +183,7 @@ export class BrowserServer implements FrameSink {
 
   /** Starts the server; rejects with a message naming host:port when it cannot listen. */
   static async listen(options: BrowserServerOptions): Promise<BrowserServer> {
-    const maxClients = options.maxClients ?? DEFAULT_MAX_CLIENTS;
-    if (!Number.isInteger(maxClients) || maxClients < 1) throw new RangeError(`maxClients must be a positive integer, got ${maxClients}`);
-    const quality = options.jpegQuality ?? DEFAULT_JPEG_QUALITY;
-    if (!Number.isInteger(quality) || quality < 1 || quality > 100) throw new RangeError(`jpegQuality must be an integer in 1..100, got ${quality}`);
+    checkOptions(options);
     const page = await loadPageFiles();
     const server = createServer();
     return new Promise((resolve, reject) => {
@@ -191,6 +195,15 @@ export class BrowserServer implements FrameSink {
         resolve(new BrowserServer(server, page, options));
       });
     });
+  }
+
+  /**
+   * One camera's server without an HTTP server of its own: a BrowserHub hands it the requests for
+   * that camera (handleRequest, handleUpgrade). `options.host` and `port` are the hub's, for its URL.
+   */
+  static channel(options: BrowserServerOptions, page: PageFiles): BrowserServer {
+    checkOptions(options);
+    return new BrowserServer(undefined, page, options);
   }
 
   /** The port listened on (still readable after close()). */
@@ -293,19 +306,26 @@ export class BrowserServer implements FrameSink {
     for (const done of this.snapshotWaiters) done(undefined);
     const streams = [...this.streams];
     const allEnded = Promise.all(streams.map((stream) => stream.end()));
-    const serverClosed = new Promise<void>((resolve) => this.server.close(() => resolve()));
-    this.server.closeIdleConnections();
+    const server = this.server;
+    const serverClosed = new Promise<void>((resolve) => (server ? server.close(() => resolve()) : resolve()));
+    server?.closeIdleConnections();
     // Clients that read get their final bytes; clients that do not are cut after the grace.
     let graceTimer: NodeJS.Timeout | undefined;
     await Promise.race([allEnded, new Promise<void>((resolve) => (graceTimer = setTimeout(resolve, CLOSE_GRACE_MS)))]);
     clearTimeout(graceTimer);
     for (const tab of this.tabs) tab.terminate();
-    this.server.closeAllConnections();
+    server?.closeAllConnections();
     await serverClosed;
     this.wss.close();
   }
 
-  private handle(req: IncomingMessage, res: ServerResponse): void {
+  /** The figures /stats.json shows: the receiver's, the server's status, every streaming connection. */
+  snapshot(): { stats: ReceiverFigures | null; server: ServerStatus; clients: ClientInfo[] } {
+    return { stats: this.latestStats, server: this.status(undefined), clients: this.clients };
+  }
+
+  /** Answers one HTTP request (its own server's, or one a BrowserHub routed here). */
+  handleRequest(req: IncomingMessage, res: ServerResponse): void {
     req.on('error', () => undefined);
     res.on('error', () => undefined);
     for (const [name, value] of Object.entries(COMMON_HEADERS)) res.setHeader(name, value);
@@ -330,7 +350,7 @@ export class BrowserServer implements FrameSink {
       case '/snapshot.jpg':
         return void this.serveSnapshot(res);
       case '/stats.json':
-        return sendBody(res, 200, 'application/json; charset=utf-8', JSON.stringify({ stats: this.latestStats, server: this.status(undefined), clients: this.clients }));
+        return sendBody(res, 200, 'application/json; charset=utf-8', JSON.stringify(this.snapshot()));
       case '/events':
         return this.serveEvents(req, res, id, head);
       case '/ws':
@@ -341,7 +361,7 @@ export class BrowserServer implements FrameSink {
   }
 
   /** WebSocket handshakes: only at /ws, only from this server's own pages (or from non-browser clients). */
-  private upgrade(req: IncomingMessage, socket: Socket, head: Buffer): void {
+  handleUpgrade(req: IncomingMessage, socket: Socket, head: Buffer): void {
     socket.on('error', () => undefined);
     const url = new URL(req.url ?? '/', 'http://browser');
     const refuse = (status: number, reason: string, text: string) => {
@@ -566,6 +586,13 @@ export class BrowserServer implements FrameSink {
     }
     for (const stream of this.streams) if (stream instanceof EventStream) stream.send('status', this.eventData(stream.id));
   }
+}
+
+function checkOptions(options: BrowserServerOptions): void {
+  const maxClients = options.maxClients ?? DEFAULT_MAX_CLIENTS;
+  if (!Number.isInteger(maxClients) || maxClients < 1) throw new RangeError(`maxClients must be a positive integer, got ${maxClients}`);
+  const quality = options.jpegQuality ?? DEFAULT_JPEG_QUALITY;
+  if (!Number.isInteger(quality) || quality < 1 || quality > 100) throw new RangeError(`jpegQuality must be an integer in 1..100, got ${quality}`);
 }
 
 function clientIdOf(url: URL): string | undefined {

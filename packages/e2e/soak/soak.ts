@@ -191,11 +191,16 @@ class SlowClient {
     return { frames: this.frames, senderDropped: this.senderDropped, gaps: this.gaps, corrupt: this.corrupt };
   }
 
-  /** Says bye and waits (bounded) for the socket to close. */
+  /**
+   * Says bye and waits (bounded) for the socket to close. Leaving through the session: it then
+   * acknowledges none of the frames still arriving (an ack after our end would be a write after end).
+   */
   async close(): Promise<void> {
     clearInterval(this.timer);
     if (!this.closed) {
-      this.socket.end(encodeMessage({ type: 'bye', reason: 'soak: slow client leaving' }).head);
+      const bye = this.session.leave('soak: slow client leaving').find((event) => event.type === 'send');
+      if (bye) this.socket.end(encodeMessage(bye.header).head);
+      else this.socket.end();
       this.socket.resume();
       const deadline = Date.now() + 3000;
       while (!this.closed && Date.now() < deadline) await sleep(20);
@@ -324,8 +329,11 @@ async function main(): Promise<number> {
   sender.signal('SIGTERM');
   const senderExit = await sender.waitForExit(15_000).catch(async () => sender.kill());
 
-  // Frames the sender encoded and sent: its per-second JSON lines give fps over ~1 s each.
-  const senderStats = sender.stdoutLines.filter((l) => l.startsWith('{')).map((l) => JSON.parse(l) as { fps: number; dropped: Record<string, number> });
+  // Frames the sender encoded and sent: its per-second JSON lines give fps over ~1 s each (its
+  // last line, kind "summary", covers the whole run and has no per-name drops).
+  const senderStats = sender.stdoutLines
+    .filter((l) => l.includes('"kind":"interval"'))
+    .map((l) => JSON.parse(l) as { fps: number; dropped: Record<string, number> });
   const framesSent = Math.round(senderStats.reduce((sum, s) => sum + s.fps, 0));
   const senderDrops = new Map<string, number>();
   for (const s of senderStats) for (const [name, dropped] of Object.entries(s.dropped)) senderDrops.set(name, dropped);

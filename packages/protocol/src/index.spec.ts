@@ -17,6 +17,8 @@ describe('package exports', () => {
         'SessionError',
         'frameLimit',
         'prepareFrame',
+        'checkFrameAgainstStream',
+        'streamRungs',
         'HEADER_LENGTH_BYTES',
         'LENGTH_PREFIX_BYTES',
         'LengthMismatchError',

@@ -34,6 +34,7 @@ export { SenderSession } from './session/sender-session';
 export type { SenderSessionOptions, SenderSessionEvent, SenderSessionEnd, SenderWindowView } from './session/sender-session';
 export { ReceiverSession, DEFAULT_MAX_STREAM_SIZE, frameLimit } from './session/receiver-session';
 export type { ReceiverSessionOptions, ReceiverSessionEvent, ReceiverSessionEnd, Rung } from './session/receiver-session';
+export { checkFrameAgainstStream, streamRungs } from './session/stream-check';
 export { SequenceCheck } from './session/sequence-check';
 export type { SequenceStep } from './session/sequence-check';
 export { SessionError } from './session/session-error';

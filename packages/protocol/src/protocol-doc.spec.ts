@@ -2,6 +2,7 @@
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { crc32 } from './checksum';
+import { PROTOCOL_VERSION } from './constants';
 import { MessageDecoder } from './decoder';
 import { toHex, fromHex } from './testing/bytes';
 import { rawFrame } from './testing/vectors';
@@ -32,6 +33,15 @@ describe('PROTOCOL.md', () => {
     expect(rest).toEqual([]);
     expect(message?.header).toEqual(rawFrame.header);
     expect(toHex(message?.payload ?? Buffer.alloc(0))).toBe('0000ff00ff00');
+  });
+
+  it('names the version the code speaks wherever it says which version a hello carries', () => {
+    const stated = [
+      /^# camstream wire protocol, version (\d+)$/m,
+      /^\| `version` \| integer \| `(\d+)` \|$/m,
+      /whose `version` is not `(\d+)` is `ERR_VERSION`/,
+    ].map((where) => where.exec(doc)?.[1]);
+    expect(stated).toEqual(stated.map(() => String(PROTOCOL_VERSION)));
   });
 
   it('states CRC-32 check values that hold', () => {

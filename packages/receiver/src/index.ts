@@ -5,3 +5,5 @@ export { TutorialStreamError } from './session/errors';
 export { ReceiverStats, formatStatsLine, formatRung, TUTORIAL_WIRE_NOT_KNOWN, type NotKnown, type ReceiverStatsOptions, type RungFigure, type StatsSnapshot } from './stats';
 export { parseReceiverArgs, type ReceiverCliOptions } from './options';
 export { run } from './cli';
+export { mosaicLayout, fitPicture, MOSAIC_TITLE, type TileLayout } from './sinks/mosaic';
+export type { CameraFigures } from './hub/hub-camera';

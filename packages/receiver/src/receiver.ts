@@ -1,12 +1,9 @@
-import { availableParallelism } from 'node:os';
 import type { FrameCodec, FrameSink } from '@camstream/media';
 import type { FrameHeader, StreamDescription } from '@camstream/protocol';
-import { AnySizeBufferPool } from './pipeline/any-size-buffer-pool';
-import { FramePipeline } from './pipeline/frame-pipeline';
+import { createCameraPipeline } from './pipeline/camera-pipeline';
 import { runSession, type SessionEnd, type SessionHandlers, type SessionOptions } from './session/connection';
 import { keepConnected } from './session/reconnect';
 import { runTutorialSession } from './session/tutorial-connection';
-import { SinkSet } from './sinks/sink-set';
 import type { ReceiverStats } from './stats';
 
 export interface ReceiverOptions {
@@ -35,6 +32,8 @@ export interface ReceiverOptions {
    * some frames, lets those payloads land in reused buffers (a raw frame then costs no page faults).
    */
   onFrameKeepsPayload?: boolean | ((header: FrameHeader) => boolean);
+  /** Called once per connection, when the handshake is over: the stream and who sends it. */
+  onStream?: (stream: StreamDescription, details: { senderName: string | undefined }) => void;
   /** Frames decoded at once when they arrive faster than one decode takes (default: cores, at most 4). */
   decodeConcurrency?: number;
   /** Stop after this many frames were received and checked. */
@@ -77,23 +76,18 @@ export async function receive(options: ReceiverOptions): Promise<ReceiverResult>
   const stoppedWith = (): Error | undefined =>
     signal.aborted && signal.reason instanceof Error && signal.reason.name !== 'AbortError' ? signal.reason : undefined;
 
-  const concurrency = options.decodeConcurrency ?? Math.min(4, availableParallelism());
-  // Enough for every frame in flight: decoding, waiting to decode, shown, waiting to be shown,
-  // and the one being received.
-  const payloads = new AnySizeBufferPool(2 * concurrency + 3);
-  const sinks = new SinkSet(options.openSinks, options.lastingSinks ?? [], (error) => {
-    sinkError = error;
-    done.abort();
-  });
-  const pipeline = new FramePipeline({
+  const { pipeline, sinks, payloads } = createCameraPipeline({
     codec: options.codec,
-    concurrency,
-    payloads,
-    pixels: new AnySizeBufferPool(concurrency + 2),
-    sinks,
+    openSinks: options.openSinks,
+    lastingSinks: options.lastingSinks ?? [],
+    ...(options.decodeConcurrency === undefined ? {} : { decodeConcurrency: options.decodeConcurrency }),
     stats,
     log,
     stoppedWith,
+    onSinkFailed: (error) => {
+      sinkError = error;
+      done.abort();
+    },
   });
   const keepsPayload = options.onFrameKeepsPayload ?? true;
   /** A payload may go back to the pool unless onFrame keeps it. */
@@ -101,8 +95,9 @@ export async function receive(options: ReceiverOptions): Promise<ReceiverResult>
 
   try {
     const handlers: SessionHandlers = {
-      onStream: (stream, { rungs }) => {
+      onStream: (stream, { rungs, senderName }) => {
         log(`connected to ${options.host}:${options.port}: ${stream.source ?? 'stream'} ${stream.width}x${stream.height} ${stream.encoding}${options.wire === 'tutorial' ? '' : ` @ ${stream.fps} fps`}`);
+        options.onStream?.(stream, { senderName });
         connected();
         if (!options.security?.tls) spokePlainCamstream = true;
         stats.streamStarted(rungs);

@@ -54,6 +54,30 @@ describe('ReceiverStats', () => {
     expect(stats.summary()).toMatchObject({ rung: null, lowerRungFrames: 2 });
   });
 
+  it('takes the counts of a transport that counts every message itself (NATS), and its frames for the rate', () => {
+    const stats = new ReceiverStats();
+    stats.frameReceived(frame(0, 5, 5)); // what was delivered: its own counts give way
+    stats.corrupt = 1; // a frame that did not decode
+    stats.syncTransport({ frames: 40, declaredDrops: 2, undeclaredGaps: 0, lostInTransport: 7, corrupt: 3, refused: 4, skipped: 6, outages: 1 });
+    expect(stats.summary()).toMatchObject({ frames: 40, senderDropped: 2, gaps: 0, lostInTransport: 7, corrupt: 4, refused: 4, skipped: 6, outages: 1 });
+    stats.takeInterval();
+    stats.syncTransport({ frames: 70, declaredDrops: 2, undeclaredGaps: 0, lostInTransport: 7, corrupt: 3, refused: 4, skipped: 6, outages: 1 });
+    // The rate counts the transport's frames of the interval: 30 here, none in the next one.
+    expect(stats.takeInterval().fps).toBeGreaterThan(0);
+    expect(stats.takeInterval().fps).toBe(0);
+  });
+
+  it('counts decode latency into the /metrics histogram, in seconds', () => {
+    const stats = new ReceiverStats();
+    stats.frameDecoded(4);
+    stats.frameDecoded(40);
+    const histogram = stats.latency.snapshot();
+    expect(histogram.count).toBe(2);
+    expect(histogram.sum).toBeCloseTo(0.044, 6);
+    expect(histogram.buckets.find((b) => b.le === 0.005)!.count).toBe(1);
+    expect(histogram.buckets.find((b) => b.le === 0.05)!.count).toBe(2);
+  });
+
   it('the line says what each figure counts', () => {
     const snapshot: StatsSnapshot = {
       seconds: 1,
@@ -67,7 +91,10 @@ describe('ReceiverStats', () => {
       senderDropped: 1,
       skipped: 19,
       gaps: 0,
+      lostInTransport: 0,
       corrupt: 1,
+      refused: 0,
+      outages: 0,
       rung: { index: 3, lowest: 5, width: 960, height: 540, quality: 60 },
       lowerRungFrames: 120,
     };
@@ -75,6 +102,9 @@ describe('ReceiverStats', () => {
       'received 30.0 fps, decoded 29.0 fps, shown 25.0 fps, 8.41 Mbit/s, latency p50 4.2 / p95 5.9 / p99 7.5 ms, ' +
         'rung 3/5 960x540 q60 (120 on lower rungs), dropped 1 by sender + 19 skipped, gaps 0, corrupt 1, total 300 received / 280 shown',
     );
+    // A transport that loses or refuses messages (NATS) says so, apart from gaps and corrupt frames.
+    expect(formatStatsLine({ ...snapshot, lostInTransport: 12, outages: 1 })).toContain('gaps 0, corrupt 1, lost 12 in transport, refused 0, outages 1, total 300');
+    expect(formatStatsLine(snapshot, true)).toContain('corrupt 1, lost 0 in transport, refused 0, outages 0, total');
     expect(formatRung(null)).toBe('rung -');
     expect(formatRung({ index: 0, lowest: 0, width: 640, height: 480 })).toBe('rung 0/0 640x480');
   });

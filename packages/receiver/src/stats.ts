@@ -1,5 +1,9 @@
+import { Histogram } from '@camstream/metrics';
 import type { Rung } from '@camstream/protocol';
 import { percentile, SampleWindow } from './latency';
+
+/** Latency buckets of /metrics, in seconds: fine around a frame interval, coarse past half a second. */
+export const LATENCY_BUCKETS_SECONDS = [0.005, 0.01, 0.02, 0.033, 0.05, 0.075, 0.1, 0.15, 0.25, 0.5, 1, 2.5, 5];
 
 /** The quality rung frames arrive on (PROTOCOL.md 4.4). */
 export interface RungFigure {
@@ -33,10 +37,16 @@ export interface StatsSnapshot {
   senderDropped: number | null;
   /** Frames received but never shown: a newer frame overtook them while decoders or sinks were busy. */
   skipped: number;
-  /** Sequence gaps the sender did not declare: must stay 0; null when the wire has no sequence numbers. */
+  /** Sequence gaps the sender did not declare, with no broken connection to explain them: must stay 0; null when the wire has no sequence numbers. */
   gaps: number | null;
+  /** Frames lost with a broken connection (NATS: across a reconnect or an outage), counted apart from gaps. */
+  lostInTransport: number;
   /** Frames or connections rejected for bad bytes: CRC, sizes, schema. */
   corrupt: number;
+  /** Messages refused unread (NATS: unsigned, wrongly signed, replayed, of an old sender run). */
+  refused: number;
+  /** Interruptions of the stream, reported when frames came again (NATS). */
+  outages: number;
   /** The rung of the latest frame; null before the first frame. */
   rung: RungFigure | null;
   /** Frames since the start that arrived on a lower rung (rung > 0), scaled back to the stream's size. */
@@ -73,6 +83,23 @@ export interface ReceivedFrameFigures {
 }
 
 /**
+ * Totals a transport counts itself, from every message it read (over NATS: the subscriber's
+ * CameraTracker, which also sees the frames its latest-wins slot skipped); when given, they stand
+ * in for this class's own counts of frames, drops, gaps, losses, refusals and outages.
+ */
+export interface TransportTotals {
+  frames: number;
+  declaredDrops: number;
+  undeclaredGaps: number;
+  lostInTransport: number;
+  corrupt: number;
+  refused: number;
+  /** Frames replaced by a newer one before the receiver took them. */
+  skipped: number;
+  outages: number;
+}
+
+/**
  * Receiver figures: a once-a-second line (text or JSON) and a final summary. Latency is the
  * wall-clock time from the sender's capture to the decoded image; exact on one machine, off by
  * the clock skew between two machines.
@@ -94,10 +121,19 @@ export class ReceiverStats {
   private rungs: readonly Rung[] = [];
   private currentRung: number | undefined;
   private readonly notKnown: NotKnown | undefined;
+  private transport: TransportTotals | undefined;
+  private transportFramesAtInterval = 0;
+  /** Capture to decoded image, in seconds, since the start (for /metrics). */
+  readonly latency = new Histogram(LATENCY_BUCKETS_SECONDS);
 
   constructor(options: ReceiverStatsOptions = {}) {
     const reasons = Object.entries(options.notKnown ?? {}).filter(([, reason]) => reason);
     this.notKnown = reasons.length > 0 ? Object.fromEntries(reasons) : undefined;
+  }
+
+  /** Use a transport's own totals (see TransportTotals) from now on; call before each report. */
+  syncTransport(totals: TransportTotals): void {
+    this.transport = totals;
   }
 
   /** A new connection's stream: its rungs (rungs[0] is the stream itself). */
@@ -124,6 +160,7 @@ export class ReceiverStats {
     if (this.notKnown?.latencyMs) return;
     this.intervalLatency.add(latencyMs);
     this.overallLatency.add(latencyMs);
+    this.latency.observe(latencyMs / 1000);
   }
 
   /** A frame was handed to every sink and each of them took it. */
@@ -136,8 +173,10 @@ export class ReceiverStats {
   takeInterval(): StatsSnapshot {
     const now = performance.now();
     const seconds = (now - this.interval.started) / 1000;
-    const snapshot = this.snapshot(seconds, this.interval, this.intervalLatency.values);
+    const frames = this.transport ? this.transport.frames - this.transportFramesAtInterval : this.interval.frames;
+    const snapshot = this.snapshot(seconds, { ...this.interval, frames }, this.intervalLatency.values);
     this.interval = { frames: 0, decoded: 0, shown: 0, bytes: 0, started: now };
+    this.transportFramesAtInterval = this.transport?.frames ?? 0;
     this.intervalLatency.clear();
     return snapshot;
   }
@@ -145,7 +184,7 @@ export class ReceiverStats {
   /** Figures over the whole run (latency over the last 10,000 frames). */
   summary(): StatsSnapshot {
     const seconds = (performance.now() - this.started) / 1000;
-    const counts = { frames: this.framesTotal, decoded: this.decodedTotal, shown: this.shownTotal, bytes: this.bytesTotal };
+    const counts = { frames: this.transport?.frames ?? this.framesTotal, decoded: this.decodedTotal, shown: this.shownTotal, bytes: this.bytesTotal };
     return this.snapshot(seconds, counts, this.overallLatency.values);
   }
 
@@ -155,6 +194,7 @@ export class ReceiverStats {
     latency: readonly number[],
   ): StatsSnapshot {
     const safe = seconds > 0 ? seconds : 1;
+    const transport = this.transport;
     return {
       seconds: round(seconds, 3),
       fps: round(frames / safe, 1),
@@ -164,12 +204,15 @@ export class ReceiverStats {
       latencyMs: latency.length
         ? { p50: round(percentile(latency, 50), 2), p95: round(percentile(latency, 95), 2), p99: round(percentile(latency, 99), 2) }
         : null,
-      frames: this.framesTotal,
+      frames: transport?.frames ?? this.framesTotal,
       shown: this.shownTotal,
-      senderDropped: this.notKnown?.senderDropped ? null : this.sequence.declaredDrops,
-      skipped: this.skipped,
-      gaps: this.notKnown?.gaps ? null : this.sequence.undeclaredGaps,
-      corrupt: this.corrupt,
+      senderDropped: this.notKnown?.senderDropped ? null : (transport?.declaredDrops ?? this.sequence.declaredDrops),
+      skipped: this.skipped + (transport?.skipped ?? 0),
+      gaps: this.notKnown?.gaps ? null : (transport?.undeclaredGaps ?? this.sequence.undeclaredGaps),
+      lostInTransport: transport?.lostInTransport ?? 0,
+      corrupt: this.corrupt + (transport?.corrupt ?? 0),
+      refused: transport?.refused ?? 0,
+      outages: transport?.outages ?? 0,
       rung: this.rungFigure(),
       lowerRungFrames: this.lowerRungTotal,
       ...(this.notKnown ? { notKnown: { ...this.notKnown } } : {}),
@@ -184,7 +227,8 @@ export class ReceiverStats {
   }
 }
 
-export function formatStatsLine(s: StatsSnapshot): string {
+/** `transport`: show what a lossy transport counts (NATS), even when it is 0; by default only when it is not. */
+export function formatStatsLine(s: StatsSnapshot, transport = s.lostInTransport > 0 || s.refused > 0 || s.outages > 0): string {
   const notKnown = s.notKnown ?? {};
   const latency = notKnown.latencyMs
     ? `latency n/a (${notKnown.latencyMs})`
@@ -196,7 +240,10 @@ export function formatStatsLine(s: StatsSnapshot): string {
   return (
     `received ${s.fps.toFixed(1)} fps, decoded ${s.decodedFps.toFixed(1)} fps, shown ${s.shownFps.toFixed(1)} fps, ${s.mbps.toFixed(2)} Mbit/s, ${latency}, ` +
     `${formatRung(s.rung)} (${s.lowerRungFrames} on lower rungs), ` +
-    `${dropped} + ${s.skipped} skipped, ${gaps}, corrupt ${s.corrupt}, total ${s.frames} received / ${s.shown} shown`
+    `${dropped} + ${s.skipped} skipped, ${gaps}, corrupt ${s.corrupt}, ` +
+    // Only a transport that can lose or refuse messages (NATS) has these.
+    (transport ? `lost ${s.lostInTransport} in transport, refused ${s.refused}, outages ${s.outages}, ` : '') +
+    `total ${s.frames} received / ${s.shown} shown`
   );
 }
 

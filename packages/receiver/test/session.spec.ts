@@ -244,7 +244,7 @@ describe('limits and trust', () => {
     const receiver = connect(sender.port, { maxStreamSize: { width: 1280, height: 720 } });
     const error = failure(await receiver.end);
     expect(error).toMatchObject({ code: 'ERR_STREAM_TOO_LARGE', final: true });
-    expect(error.message).toBe('the sender announced a 1920x1080 stream, larger than this receiver accepts (--max-size 1280x720)');
+    expect(error.message).toBe('the sender announced a 1920x1080 stream, larger than this receiver accepts (1280x720; see --max-size)');
     const connection = await sender.connection(1);
     await connection.until(() => connection.end !== undefined, 'the error to reach the sender');
     expect(connection.end).toMatchObject({ kind: 'peer-error', code: 'ERR_STREAM_TOO_LARGE' });

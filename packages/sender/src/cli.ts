@@ -1,6 +1,8 @@
 import { existsSync, readFileSync } from 'node:fs';
 import type { Display } from '@camstream/media';
+import type { MetricsServer } from '@camstream/metrics';
 import type { StreamDescription } from '@camstream/protocol';
+import type { NatsPublishing } from './nats-publishing';
 import { parseSenderArgs, SENDER_USAGE, UsageError, type SenderOptions } from './options';
 
 const log = (line: string) => process.stderr.write(`[sender] ${line}\n`);
@@ -20,6 +22,18 @@ export async function run(argv: string[]): Promise<void> {
     process.stdout.write(SENDER_USAGE);
     return;
   }
+  if (options.nats) {
+    // Checked with the NATS package's own rule (loaded only when asked for).
+    const { checkCameraName, CameraNameError } = await import('@camstream/nats');
+    try {
+      checkCameraName(options.nats.camera);
+    } catch (err) {
+      if (!(err instanceof CameraNameError)) throw err;
+      process.stderr.write(`camstream-sender: --camera: ${err.message}\nTry --help.\n`);
+      process.exitCode = 2;
+      return;
+    }
+  }
   try {
     process.exitCode = await serve(options);
   } catch (err) {
@@ -38,12 +52,18 @@ async function serve(options: SenderOptions): Promise<number> {
   const { SenderStats } = await import('./stats');
   const { StreamServer } = await import('./stream-server');
   const { TutorialServer } = await import('./tutorial-server');
-  const source = await openSource(resolveSourceSpec(options.source), {
-    ...(options.width === undefined ? {} : { width: options.width, height: options.height }),
-    ...(options.fps === undefined ? {} : { fps: options.fps }),
-    loop: options.loop,
-  });
+  const { SenderMetrics } = await import('./metrics');
   let server: Awaited<ReturnType<typeof StreamServer.listen>> | Awaited<ReturnType<typeof TutorialServer.listen>> | undefined;
+  let nats: NatsPublishing | undefined;
+  const metrics = new SenderMetrics({ viewers: () => server?.viewerList ?? [], nats: () => nats?.figures });
+  const source = metrics.countCaptures(
+    await openSource(resolveSourceSpec(options.source), {
+      ...(options.width === undefined ? {} : { width: options.width, height: options.height }),
+      ...(options.fps === undefined ? {} : { fps: options.fps }),
+      loop: options.loop,
+    }),
+  );
+  let metricsServer: MetricsServer | undefined;
   let preview: Display | undefined;
   const stop = new AbortController();
   // Listening for signals before saying LISTENING AT: a signal that arrives while no listener is
@@ -95,6 +115,24 @@ async function serve(options: SenderOptions): Promise<number> {
       }
       warnIfExposed(options.host, Boolean(options.secret));
     }
+    if (options.nats) {
+      const { NatsPublishing } = await import('./nats-publishing');
+      nats = await NatsPublishing.start({
+        url: options.nats.url,
+        camera: options.nats.camera,
+        ...(options.nats.credsFile ? { credsFile: options.nats.credsFile } : {}),
+        ...(options.nats.caFile ? { caFile: options.nats.caFile } : {}),
+        ...(options.secret ? { secret: options.secret } : {}),
+        ...(options.name === undefined ? {} : { senderName: options.name }),
+        broadcast,
+        log,
+      });
+    }
+    if (options.metricsPort !== undefined) {
+      const { MetricsServer } = await import('@camstream/metrics');
+      metricsServer = await MetricsServer.listen({ host: options.host, port: options.metricsPort, render: () => metrics.render(), log });
+      log(`metrics at ${metricsServer.url}`);
+    }
     process.stdout.write(`LISTENING AT: ${server.address}\n`);
 
     if (options.preview) {
@@ -108,9 +146,11 @@ async function serve(options: SenderOptions): Promise<number> {
     }
 
     const stats = new SenderStats(server, options.statsJson ? 'json' : 'text', options.quiet);
+    const publishing = nats;
+    if (publishing) stats.showNats(() => publishing.figures);
     const stopped = new Promise<'stopped'>((resolve) => stop.signal.addEventListener('abort', () => resolve('stopped')));
 
-    if (!info.live) {
+    if (!info.live && !nats) {
       // A file has a beginning: play it to someone rather than into the void.
       log('waiting for a receiver before playing the file');
       await Promise.race([server.waitForViewer(), stopped]);
@@ -119,7 +159,10 @@ async function serve(options: SenderOptions): Promise<number> {
       pumpFrames({
         source,
         broadcast,
-        onPublished: (published) => stats.published(published.encodeMs),
+        onPublished: (published) => {
+          stats.published(published.encodeMs);
+          metrics.published(published.encodeMs);
+        },
         ...(preview ? { preview } : {}),
         signal: stop.signal,
       }),
@@ -132,6 +175,8 @@ async function serve(options: SenderOptions): Promise<number> {
     await server.close(reason);
     return 0;
   } finally {
+    await nats?.close();
+    await metricsServer?.close();
     await server?.close('sender error');
     await preview?.close();
     await source.close();

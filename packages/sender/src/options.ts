@@ -11,7 +11,7 @@ Options:
                        array, raw BGR) to its receiver script, or to camstream-receiver
                        --wire tutorial. One wire per sender process. That wire has no
                        authentication, TLS, compression, quality rungs or names: --secret,
-                       --tls-*, --codec, --quality, --adapt and --name do not apply
+                       --tls-*, --codec, --quality, --adapt, --name and --nats do not apply
   --host ADDR          address to listen on (default 127.0.0.1; 0.0.0.0 for all interfaces)
   --port N             TCP port (default 9999; 0 picks a free one)
   --source SPEC        auto | test | camera index (0, camera:1) | video file | URL
@@ -35,6 +35,15 @@ Options:
                        out of process listings
   --tls-cert FILE      serve over TLS with this certificate chain (PEM)...
   --tls-key FILE       ...and this private key (PEM)
+  --nats URL           also publish every frame once to NATS (alongside TCP), for any number
+                       of subscribers: nats://[USER:PASS@]HOST[:PORT] or tls://..., several
+                       servers of a cluster separated by commas; needs --camera. Credentials
+                       may come from NATS_USER/NATS_PASSWORD or NATS_TOKEN too. With a shared
+                       secret (CAMSTREAM_SECRET), every message is signed
+  --camera NAME        the camera's name on NATS (1-64 letters, digits, - or _)
+  --nats-creds FILE    NATS creds file (JWT and nkey seed; default $NATS_CREDS)
+  --nats-ca FILE       CA certificate (PEM) of the NATS server, for tls:// (default $NATS_CA)
+  --metrics PORT       serve Prometheus metrics at http://HOST:PORT/metrics (HOST is --host)
   --stats-json         print stats as one JSON object per line instead of text
   --quiet              no stats lines, only errors
   -h, --help           show this help
@@ -43,7 +52,7 @@ Options:
 export class UsageError extends Error {}
 
 /** Options that take a number (or numbers): a negative one gets the range message. */
-const NUMERIC_OPTIONS = new Set(['--port', '--size', '--fps', '--quality', '--max-viewers']);
+const NUMERIC_OPTIONS = new Set(['--port', '--size', '--fps', '--quality', '--max-viewers', '--metrics']);
 
 const sizeSchema = z
   .string()
@@ -78,6 +87,11 @@ const senderOptionsSchema = z.object({
   'tls-key': z.string().min(1).optional(),
   'stats-json': z.boolean(),
   quiet: z.boolean(),
+  nats: z.string().min(1).optional(),
+  camera: z.string().optional(),
+  'nats-creds': z.string().min(1).optional(),
+  'nats-ca': z.string().min(1).optional(),
+  metrics: intIn(0, 65535).optional(),
 });
 
 export interface SenderOptions {
@@ -102,6 +116,10 @@ export interface SenderOptions {
   tls: { certFile: string; keyFile: string } | undefined;
   statsJson: boolean;
   quiet: boolean;
+  /** Publish to NATS too (the camera name is checked by the app, with @camstream/nats's rules). */
+  nats: { url: string; camera: string; credsFile: string | undefined; caFile: string | undefined } | undefined;
+  /** Port of the /metrics server, if asked for. */
+  metricsPort: number | undefined;
 }
 
 /** Parses argv; returns 'help' for --help, throws UsageError naming the bad option. */
@@ -132,6 +150,11 @@ export function parseSenderArgs(argv: string[], env: NodeJS.ProcessEnv = process
         'tls-key': { type: 'string' },
         'stats-json': { type: 'boolean', default: false },
         quiet: { type: 'boolean', default: false },
+        nats: { type: 'string' },
+        camera: { type: 'string' },
+        'nats-creds': { type: 'string' },
+        'nats-ca': { type: 'string' },
+        metrics: { type: 'string' },
         help: { type: 'boolean', short: 'h', default: false },
       },
     }));
@@ -141,10 +164,10 @@ export function parseSenderArgs(argv: string[], env: NodeJS.ProcessEnv = process
   if (values.help) return 'help';
   const { help: _help, ...given } = values;
   if (given.wire === 'tutorial') {
-    const notOnTutorialWire = (['codec', 'quality', 'adapt', 'name', 'secret', 'tls-cert', 'tls-key'] as const).filter((o) => given[o] !== undefined);
+    const notOnTutorialWire = (['codec', 'quality', 'adapt', 'name', 'secret', 'tls-cert', 'tls-key', 'nats', 'camera', 'nats-creds', 'nats-ca'] as const).filter((o) => given[o] !== undefined);
     if (notOnTutorialWire.length > 0) {
       const listed = notOnTutorialWire.map((o) => `--${o}`).join(', ');
-      throw new UsageError(`${listed}: not on the tutorial wire, which carries raw BGR pickles with no authentication, TLS, quality rungs or names (use --wire camstream)`);
+      throw new UsageError(`${listed}: not on the tutorial wire, which carries raw BGR pickles with no authentication, TLS, quality rungs, names or NATS (use --wire camstream)`);
     }
   }
   const rest = {
@@ -165,6 +188,10 @@ export function parseSenderArgs(argv: string[], env: NodeJS.ProcessEnv = process
   }
   const o = parsed.data;
   if (Boolean(o['tls-cert']) !== Boolean(o['tls-key'])) throw new UsageError('--tls-cert and --tls-key go together: give both or neither');
+  if (o.nats !== undefined && o.camera === undefined) throw new UsageError('--nats needs --camera NAME: the name receivers watch it by');
+  if (o.nats === undefined && (o.camera !== undefined || o['nats-creds'] !== undefined || o['nats-ca'] !== undefined)) {
+    throw new UsageError(`--${o.camera !== undefined ? 'camera' : o['nats-creds'] !== undefined ? 'nats-creds' : 'nats-ca'} is for publishing to NATS: give --nats URL too`);
+  }
   return {
     wire: o.wire,
     host: o.host,
@@ -184,6 +211,8 @@ export function parseSenderArgs(argv: string[], env: NodeJS.ProcessEnv = process
     tls: o['tls-cert'] && o['tls-key'] ? { certFile: o['tls-cert'], keyFile: o['tls-key'] } : undefined,
     statsJson: o['stats-json'],
     quiet: o.quiet,
+    nats: o.nats === undefined ? undefined : { url: o.nats, camera: o.camera!, credsFile: o['nats-creds'], caFile: o['nats-ca'] },
+    metricsPort: o.metrics,
   };
 }
 

@@ -100,4 +100,20 @@ describe('SenderStats', () => {
     stats.summary();
     expect(lines).toEqual([]);
   });
+
+  it('reports the NATS side: frames published and dropped in the second and in all, and the connection', () => {
+    const { lines, stats } = setup('text');
+    const nats = { camera: 'porch', epoch: 'e', framesPublished: 30, framesDropped: 2, frameBytes: 300_000, announcements: 1, describeReplies: 0, unconfirmedBytes: 0, reconnects: 1, connected: true, server: '127.0.0.1:4222' };
+    stats.showNats(() => nats);
+    stats.published(2);
+    stats.report();
+    nats.framesPublished = 45;
+    nats.framesDropped = 5;
+    nats.connected = false;
+    stats.published(2);
+    stats.report();
+    const natsLines = lines.filter((line) => line.startsWith('nats '));
+    expect(natsLines[0]).toMatch(/^nats camera porch: 30 frames published, [\d.]+ Mbit\/s, 2 dropped \(2 in all, 30 published\), connected to 127\.0\.0\.1:4222, 1 reconnects\n$/);
+    expect(natsLines[1]).toMatch(/^nats camera porch: 15 frames published, [\d.]+ Mbit\/s, 3 dropped \(5 in all, 45 published\), DISCONNECTED, 1 reconnects\n$/);
+  });
 });

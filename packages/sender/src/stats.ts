@@ -1,4 +1,5 @@
 import { formatBytes, formatMbps } from './format';
+import type { NatsFigures } from './nats-publishing';
 import type { TcpViewer } from './tcp-viewer';
 import type { TutorialViewer } from './tutorial-viewer';
 
@@ -40,6 +41,9 @@ export class SenderStats {
   private counted = new Map<ViewerFigures, Counted>();
   /** Whether the last report was that nobody watches. */
   private saidIdle = false;
+  /** The NATS side's figures, when the sender publishes there too. */
+  private nats: (() => NatsFigures) | undefined;
+  private natsCounted = { published: 0, dropped: 0, bytes: 0 };
 
   constructor(
     private readonly server: { readonly viewerList: readonly ViewerFigures[] },
@@ -50,6 +54,11 @@ export class SenderStats {
     this.timer = setInterval(() => this.report(), 1000);
     this.timer.unref();
     if (quiet) clearInterval(this.timer);
+  }
+
+  /** Report the NATS side too: one more line (JSON: a `nats` object) per report. */
+  showNats(figures: () => NatsFigures): void {
+    this.nats = figures;
   }
 
   /** A frame was published (encoded for every rung in use). */
@@ -92,6 +101,7 @@ export class SenderStats {
       viewers: viewers.length,
     };
     this.frames = this.encodeMs = 0;
+    const nats = this.natsInterval(seconds);
     if (this.format === 'json') {
       this.write(
         `${JSON.stringify({
@@ -100,6 +110,7 @@ export class SenderStats {
           ...figures,
           dropped: Object.fromEntries(viewers.map((v) => [v.name, v.dropped])),
           perViewer: perViewer.map((p) => ({ ...viewerJson(p.viewer), frames: p.frames, mbps: p.mbps, droppedNow: p.dropped })),
+          ...(nats ? { nats } : {}),
         })}\n`,
       );
     } else if (idle) {
@@ -116,8 +127,33 @@ export class SenderStats {
               `in flight ${formatBytes(viewer.inFlightBytes)} of ${formatBytes(viewer.windowBytes)}, link ${viewer.capacityBytesPerSecond === undefined ? 'not measured yet' : formatMbps(viewer.capacityBytesPerSecond)}\n`,
         ),
       ];
+      if (nats) {
+        lines.push(
+          `nats camera ${nats.camera}: ${nats.frames} frames published, ${nats.mbps.toFixed(2)} Mbit/s, ${nats.droppedNow} dropped ` +
+            `(${nats.framesDropped} in all, ${nats.framesPublished} published), ${nats.connected ? `connected to ${nats.server}` : 'DISCONNECTED'}, ${nats.reconnects} reconnects\n`,
+        );
+      }
       for (const line of lines) this.write(line);
     }
+  }
+
+  /** The NATS figures since the last report, and in all. */
+  private natsInterval(seconds: number) {
+    if (!this.nats) return undefined;
+    const figures = this.nats();
+    const before = this.natsCounted;
+    this.natsCounted = { published: figures.framesPublished, dropped: figures.framesDropped, bytes: figures.frameBytes };
+    return {
+      camera: figures.camera,
+      frames: figures.framesPublished - before.published,
+      mbps: round(((figures.frameBytes - before.bytes) * 8) / seconds / 1e6, 2),
+      droppedNow: figures.framesDropped - before.dropped,
+      framesPublished: figures.framesPublished,
+      framesDropped: figures.framesDropped,
+      connected: figures.connected,
+      server: figures.server,
+      reconnects: figures.reconnects,
+    };
   }
 
   /** In JSON, one last line for the whole run (the text summary is the viewers' "left" lines). */
@@ -133,6 +169,7 @@ export class SenderStats {
         fps: round(this.totalFrames / seconds, 1),
         encodeMs: this.totalFrames ? round(this.totalEncodeMs / this.totalFrames, 2) : 0,
         perViewer: this.server.viewerList.map(viewerJson),
+        ...(this.nats ? { nats: this.nats() } : {}),
       })}\n`,
     );
   }

@@ -6,6 +6,7 @@ import type { FrameHeader, Header, StreamDescription } from '../schema';
 import { describeHeader } from './describe';
 import { SequenceCheck } from './sequence-check';
 import { SessionError } from './session-error';
+import { checkFrameAgainstStream, type Rung, streamRungs } from './stream-check';
 
 export interface ReceiverSessionOptions {
   /** This receiver's name, sent in its hello. */
@@ -20,12 +21,7 @@ export interface ReceiverSessionOptions {
 
 export const DEFAULT_MAX_STREAM_SIZE = { width: 7680, height: 4320 } as const;
 
-/** A rung as the receiver sees it: the size and quality of the frames that carry its number. */
-export interface Rung {
-  width: number;
-  height: number;
-  quality?: number;
-}
+export type { Rung } from './stream-check';
 
 export type ReceiverSessionEvent =
   /** Write this (payload-free) message to the sender. */
@@ -141,11 +137,11 @@ export class ReceiverSession {
     if (stream.width > max.width || stream.height > max.height) {
       throw new SessionError(
         'ERR_STREAM_TOO_LARGE',
-        `the sender announced a ${stream.width}x${stream.height} stream, larger than this receiver accepts (--max-size ${max.width}x${max.height})`,
+        `the sender announced a ${stream.width}x${stream.height} stream, larger than this receiver accepts (${max.width}x${max.height}; see --max-size)`,
       );
     }
     this.stream = stream;
-    this.rungs = [{ width: stream.width, height: stream.height, ...(stream.quality === undefined ? {} : { quality: stream.quality }) }, ...(stream.rungs ?? [])];
+    this.rungs = streamRungs(stream);
     this.state = 'streaming';
     return [{ type: 'stream', stream, senderName: header.name, rungs: this.rungs, maxFrameBytes: frameLimit(stream) }];
   }
@@ -154,7 +150,7 @@ export class ReceiverSession {
     const { header, payload } = message;
     switch (header.type) {
       case 'frame': {
-        const rung = this.checkAgainstStream(header);
+        const rung = checkFrameAgainstStream(header, this.stream!, this.rungs);
         const step = this.sequence.accept(header);
         const arrival = message.arrival ?? { spanMs: 0, spanBytes: 0 };
         return [
@@ -169,25 +165,6 @@ export class ReceiverSession {
       default:
         throw new SessionError('ERR_UNEXPECTED', `unexpected ${describeHeader(header)} from the sender`);
     }
-  }
-
-  /** A frame must be what the sender announced (one of its rungs): anything else is refused. */
-  private checkAgainstStream(header: FrameHeader): number {
-    const stream = this.stream!;
-    const rung = header.rung ?? 0;
-    const expected = this.rungs[rung];
-    if (expected === undefined) {
-      throw new SessionError('ERR_STREAM_MISMATCH', `frame ${header.seq} is on rung ${rung}, but the stream announced ${this.rungs.length - 1} lower rung(s)`);
-    }
-    const channels = 3; // bgr24, the only pixel format: every frame decodes to 3 channels
-    if (header.width !== expected.width || header.height !== expected.height || header.encoding !== stream.encoding || header.channels !== channels) {
-      const where = rung === 0 ? 'the stream was announced as' : `rung ${rung} was announced as`;
-      throw new SessionError(
-        'ERR_STREAM_MISMATCH',
-        `frame ${header.seq} is ${header.width}x${header.height}x${header.channels} ${header.encoding}, but ${where} ${expected.width}x${expected.height}x${channels} ${stream.encoding}`,
-      );
-    }
-    return rung;
   }
 
   private close(end: ReceiverSessionEnd): ReceiverSessionEvent[] {

@@ -112,7 +112,7 @@ describe('handshake', () => {
     const big: StreamDescription = { ...stream, width: 16000, height: 16000, rungs: [] };
     const events = receiver.receive({ header: { type: 'hello', protocol: 'camstream', version: 2, role: 'sender', stream: big }, payload: Buffer.alloc(0) });
     expect(sent(events)).toEqual([
-      { type: 'error', code: 'ERR_STREAM_TOO_LARGE', reason: 'the sender announced a 16000x16000 stream, larger than this receiver accepts (--max-size 1920x1080)' },
+      { type: 'error', code: 'ERR_STREAM_TOO_LARGE', reason: 'the sender announced a 16000x16000 stream, larger than this receiver accepts (1920x1080; see --max-size)' },
     ]);
     expect(events.some((e) => e.type === 'stream')).toBe(false);
   });
