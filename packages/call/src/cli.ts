@@ -56,6 +56,7 @@ async function callUntil(options: CallCliOptions, stop: AbortController): Promis
   const source = await openSource(resolveSourceSpec(options.source), {
     ...(options.width === undefined ? {} : { width: options.width, height: options.height }),
     ...(options.fps === undefined ? {} : { fps: options.fps }),
+    loop: options.loop,
   });
   let window: InstanceType<typeof CallWindow> | undefined;
   const ticker: { timer?: NodeJS.Timeout } = {};

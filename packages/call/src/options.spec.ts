@@ -8,6 +8,7 @@ describe('parseCallArgs', () => {
       host: '127.0.0.1',
       port: 9999,
       source: 'auto',
+      loop: false,
       encoding: 'jpeg',
       quality: 80,
       adapt: true,
@@ -18,6 +19,7 @@ describe('parseCallArgs', () => {
       partnerTls: undefined,
     });
     expect(parseCallArgs(['--partner', '[::1]:7000'])).toMatchObject({ partner: { host: '::1', port: 7000 } });
+    expect(parseCallArgs(['--partner', 'b:9999', '--source', 'clip.avi', '--loop'])).toMatchObject({ source: 'clip.avi', loop: true });
   });
 
   it('takes the security options of both apps: a secret for both directions, TLS for each', () => {

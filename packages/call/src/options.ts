@@ -21,6 +21,7 @@ Options:
                        (default auto: camera 0 when one exists, else the test pattern)
   --size WxH           frame size (default: the source's own; 1280x720 for the test pattern)
   --fps N              frame rate (default: the source's own; 30 for the test pattern)
+  --loop               restart a video file at its end instead of ending the call
   --codec NAME         jpeg | png | raw (default jpeg)
   --quality N          JPEG quality 1-100 (default 80)
   --adapt on|off       lower the quality sent when the partner's link cannot carry it (default on)
@@ -92,6 +93,7 @@ const callOptionsSchema = z.object({
     .optional(),
   'stats-json': z.boolean(),
   quiet: z.boolean(),
+  loop: z.boolean(),
 });
 
 export interface CallCliOptions {
@@ -102,6 +104,8 @@ export interface CallCliOptions {
   width: number | undefined;
   height: number | undefined;
   fps: number | undefined;
+  /** Restart a video file at its end. */
+  loop: boolean;
   encoding: 'raw-bgr' | 'jpeg' | 'png';
   quality: number;
   adapt: boolean;
@@ -148,6 +152,7 @@ export function parseCallArgs(argv: string[], env: NodeJS.ProcessEnv = process.e
         duration: { type: 'string' },
         'stats-json': { type: 'boolean', default: false },
         quiet: { type: 'boolean', default: false },
+        loop: { type: 'boolean', default: false },
         help: { type: 'boolean', short: 'h', default: false },
       },
     }));
@@ -182,6 +187,7 @@ export function parseCallArgs(argv: string[], env: NodeJS.ProcessEnv = process.e
     width: o.size?.[0],
     height: o.size?.[1],
     fps: o.fps,
+    loop: o.loop,
     encoding: o.codec === 'raw' ? 'raw-bgr' : o.codec,
     quality: o.quality,
     adapt: o.adapt === 'on',
