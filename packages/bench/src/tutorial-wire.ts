@@ -3,8 +3,9 @@
  * watched by its own receiver (seed_receiver.py) and by camstream-receiver --wire tutorial, and
  * the tutorial's receiver served by its own streamer and by camstream-sender --wire tutorial, at
  * each size: frames per second after the first frame, and the time from connecting to the first
- * frame. Every process is separate, over loopback TCP, on synth.py's frames (the sender plays them
- * from a lossless file as fast as it reads them, as the streamer sends them from memory).
+ * frame; and, to read those against, how fast the streamer sends at all. Every process is
+ * separate, over loopback TCP, on synth.py's frames (the sender plays them from a lossless file
+ * as fast as it reads them, as the streamer sends them from memory).
  *
  *   npx nx run bench:tutorial                          640x480, 1280x720, 1920x1080; 5 s each
  *   npx nx run bench:tutorial -- --sizes 640x480 --duration 3
@@ -35,6 +36,8 @@ interface SizeResult {
   ourReceiver: Figures;
   /** The tutorial's receiver served by camstream-sender --wire tutorial. */
   ourSender: Figures;
+  /** The most the tutorial's streamer sends: to a reader that only counts bytes, in frames per second. */
+  streamerCeilingFps: number;
 }
 
 async function main(): Promise<void> {
@@ -72,8 +75,10 @@ async function main(): Promise<void> {
     const ourReceiver = await ourReceiverOf(python, raw, width, height, durationS);
     process.stderr.write(`[bench] ${size}: the tutorial's receiver served by camstream-sender --wire tutorial...\n`);
     const ourSender = await tutorialReceiverOf(python, width, height, durationS, (port) => startOurSender(video, port));
-    results.push({ size, tutorialPair, ourReceiver, ourSender });
-    process.stderr.write(`[bench] ${size}: ${JSON.stringify({ tutorialPair, ourReceiver, ourSender })}\n`);
+    process.stderr.write(`[bench] ${size}: the tutorial's streamer to a reader that only counts bytes...\n`);
+    const streamerCeilingFps = await streamerCeiling(python, raw, width, height, durationS);
+    results.push({ size, tutorialPair, ourReceiver, ourSender, streamerCeilingFps });
+    process.stderr.write(`[bench] ${size}: ${JSON.stringify({ tutorialPair, ourReceiver, ourSender, streamerCeilingFps })}\n`);
   }
   printTable(results);
   process.stdout.write(`${JSON.stringify({ durationS, results })}\n`);
@@ -147,11 +152,34 @@ async function ourReceiverOf(python: string, raw: string, width: number, height:
   return { fps: seconds > 0 ? Math.round((frames / seconds) * 10) / 10 : 0, firstFrameS: Number(first[1]), frames: Math.round(frames) };
 }
 
+/** How fast the tutorial's streamer sends at all: a Python reader with one reused 1 MiB buffer, counting bytes. */
+async function streamerCeiling(python: string, raw: string, width: number, height: number, durationS: number): Promise<number> {
+  const port = await freePort();
+  await using _streamer = await startStreamer(python, raw, width, height, port);
+  const script = [
+    'import socket, sys, time',
+    `s = socket.create_connection(("127.0.0.1", ${port}))`,
+    'b = bytearray(1 << 20)',
+    'n = 0',
+    't = time.perf_counter()',
+    `while time.perf_counter() - t < ${durationS}:`,
+    '    n += s.recv_into(b)',
+    'print(n / (time.perf_counter() - t))',
+  ].join('\n');
+  const reader = startProcess(python, ['-c', script], { name: 'byte counter' });
+  const exit = await reader.waitForExit(120_000);
+  if (exit.code !== 0) throw new Error(`the byte counter failed: ${reader.stderrLines.slice(-5).join('\n')}`);
+  const bytesPerSecond = Number(reader.stdoutLines.at(-1));
+  // Each frame: 8 bytes of length and a pickle of W*H*3 bytes and about 150 more.
+  return Math.round((bytesPerSecond / (8 + width * height * 3 + 150)) * 10) / 10;
+}
+
 function printTable(results: readonly SizeResult[]): void {
   const rows = [
-    ['size', "tutorial pair fps", 'first frame s', 'camstream-receiver fps', 'first frame s', 'x tutorial', "camstream-sender -> tutorial receiver fps", 'first frame s', 'x tutorial'],
+    ['size', 'streamer ceiling fps', "tutorial pair fps", 'first frame s', 'camstream-receiver fps', 'first frame s', 'x tutorial', "camstream-sender -> tutorial receiver fps", 'first frame s', 'x tutorial'],
     ...results.map((r) => [
       r.size,
+      r.streamerCeilingFps.toFixed(1),
       r.tutorialPair.fps.toFixed(2),
       r.tutorialPair.firstFrameS.toFixed(2),
       r.ourReceiver.fps.toFixed(1),
@@ -169,6 +197,7 @@ function printTable(results: readonly SizeResult[]): void {
     const receiverRatio = hd.ourReceiver.fps / hd.tutorialPair.fps;
     process.stdout.write(
       `targets at 1920x1080: camstream-receiver ${receiverRatio.toFixed(1)}x the tutorial receiver's fps (target >= ${TARGETS.receiverFpsRatio}x: ${receiverRatio >= TARGETS.receiverFpsRatio ? 'met' : 'NOT met'}), ` +
+        `the tutorial's streamer itself sends at most ${hd.streamerCeilingFps.toFixed(1)} fps here; ` +
         `first frame ${hd.ourReceiver.firstFrameS.toFixed(3)} s (target <= ${TARGETS.receiverFirstFrameS} s: ${hd.ourReceiver.firstFrameS <= TARGETS.receiverFirstFrameS ? 'met' : 'NOT met'}); ` +
         `camstream-sender serves the tutorial receiver at ${ratio(hd.ourSender.fps, hd.tutorialPair.fps)} its own sender's fps (target >= 1x: ${hd.ourSender.fps >= hd.tutorialPair.fps ? 'met' : 'NOT met'})\n`,
     );
