@@ -6,7 +6,6 @@ import { dirname, join } from 'node:path';
  * the package, not this file: an app bundle runs this code from its own dist folder.
  */
 // A relative path would be resolved against the bundle's folder, hence the package's own name here.
-// eslint-disable-next-line @nx/enforce-module-boundaries
 export const PAGE_DIRECTORY = join(dirname(require.resolve('@camstream/browser/package.json')), 'page');
 
 export interface PageAsset {

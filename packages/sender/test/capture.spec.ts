@@ -63,7 +63,13 @@ describe('the capture loop with real viewers', () => {
     await quick.until(() => sender.server.viewerList.length === 2, 'both viewers');
     expect(await sender.pump()).toBe('source-ended');
     await slow.until(() => slow.frames.at(-1)?.header.seq === frames - 1, 'the slow viewer to get the last frame');
-    await quick.until(() => quick.frames.length === frames, 'every frame for the quick viewer');
+    // Paced at 60 fps on a shared machine, even the quick viewer may miss one now and then: each
+    // miss must be declared, so that frames plus declared drops account for every frame.
+    await quick.until(() => quick.frames.at(-1)?.header.seq === frames - 1, 'the quick viewer to get the last frame');
+    for (const receiver of [quick, slow]) {
+      expect(receiver.frames.length + receiver.frames.reduce((sum, f) => sum + f.declaredDrops, 0)).toBe(frames);
+      expect(receiver.frames.every((f) => f.undeclaredGap === 0)).toBe(true);
+    }
     // Buffers were reused, and nobody got a frame changed under it: every CRC matched (or the
     // session would have failed), and every image still shows its own frame number.
     expect(source.reused).toBeGreaterThan(0);
