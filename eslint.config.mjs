@@ -45,6 +45,9 @@ export default tseslint.config(
             { sourceTag: 'scope:testkit', onlyDependOnLibsWithTags: ['scope:protocol', 'scope:media'], bannedExternalImports: notOpenCV },
             // apps: production code never reaches for the testkit (tests are allowed below).
             { sourceTag: 'scope:app', onlyDependOnLibsWithTags: ['scope:protocol', 'scope:media', 'scope:fanout', 'scope:opencv', 'scope:ffmpeg', 'scope:browser', 'scope:tutorial-wire', 'scope:nats', 'scope:metrics'], bannedExternalImports: notOpenCV },
+            // camstream-call: a sender and a receiver in one process, built from theirs (sender and
+            // receiver are libraries with launchers, so that it may import them; nothing else may).
+            { sourceTag: 'scope:call', onlyDependOnLibsWithTags: ['scope:protocol', 'scope:media', 'scope:fanout', 'scope:opencv', 'scope:browser', 'scope:sender', 'scope:receiver'], bannedExternalImports: notOpenCV },
           ],
         },
       ],
@@ -71,6 +74,7 @@ export default tseslint.config(
             { sourceTag: 'scope:ffmpeg', onlyDependOnLibsWithTags: ['scope:protocol', 'scope:media', 'scope:testkit', 'scope:opencv'] },
             { sourceTag: 'scope:testkit', onlyDependOnLibsWithTags: ['scope:protocol', 'scope:media', 'scope:opencv'] },
             { sourceTag: 'scope:app', onlyDependOnLibsWithTags: ['scope:protocol', 'scope:media', 'scope:fanout', 'scope:opencv', 'scope:ffmpeg', 'scope:browser', 'scope:testkit', 'scope:tutorial-wire', 'scope:nats', 'scope:metrics'] },
+            { sourceTag: 'scope:call', onlyDependOnLibsWithTags: ['scope:protocol', 'scope:media', 'scope:fanout', 'scope:opencv', 'scope:browser', 'scope:sender', 'scope:receiver', 'scope:testkit'] },
           ],
         },
       ],

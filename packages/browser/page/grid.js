@@ -20,9 +20,9 @@ const CLOSE_STREAM_RESTARTED = 1012;
  * @property {number} fps
  * @property {{ p50: number, p95: number, p99: number } | null} latencyMs
  * @property {number} frames
- * @property {number} senderDropped
+ * @property {number | null} senderDropped null when the camera's wire cannot tell (the tutorial's)
  * @property {number} skipped
- * @property {number} gaps
+ * @property {number | null} gaps null when the camera's wire has no sequence numbers (the tutorial's)
  * @property {number} corrupt
  * @property {number} [lostInTransport]
  * @property {number} [refused]
@@ -155,9 +155,9 @@ class Tile {
     const parts = [
       `${num(s.fps, 1)} fps`,
       `p99 ${s.latencyMs ? num(s.latencyMs.p99, 0) : '–'} ms`,
-      `dropped ${s.senderDropped}`,
+      `dropped ${s.senderDropped ?? 'n/a'}`,
       `skipped ${s.skipped}`,
-      `gaps ${s.gaps}`,
+      `gaps ${s.gaps ?? 'n/a'}`,
       `corrupt ${s.corrupt}`,
     ];
     if (s.lostInTransport !== undefined) parts.push(`lost ${s.lostInTransport}`);
@@ -165,7 +165,7 @@ class Tile {
     if (s.rung) parts.push(`rung ${s.rung.index}`);
     if (entry.server.frame) parts.push(`frame ${entry.server.frame.seq}`);
     this.figures.textContent = parts.join(' · ');
-    this.figures.classList.toggle('alarm', s.gaps > 0 || s.corrupt > 0);
+    this.figures.classList.toggle('alarm', (s.gaps ?? 0) > 0 || s.corrupt > 0);
     this.update();
   }
 

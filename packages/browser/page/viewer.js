@@ -37,9 +37,9 @@ const CLOSE_STREAM_RESTARTED = 1012;
  * @property {number} mbps
  * @property {{ p50: number, p95: number, p99: number } | null} latencyMs
  * @property {number} frames
- * @property {number} senderDropped
+ * @property {number | null} senderDropped null when the receiver's wire cannot tell (the tutorial's)
  * @property {number} skipped
- * @property {number} gaps
+ * @property {number | null} gaps null when the receiver's wire has no sequence numbers (the tutorial's)
  * @property {number} corrupt
  */
 
@@ -275,9 +275,9 @@ function showStats(stats) {
   setText('stat-p50', latency ? num(latency.p50, 1) : '–');
   setText('stat-p95', latency ? num(latency.p95, 1) : '–');
   setText('stat-p99', latency ? num(latency.p99, 1) : '–');
-  setText('stat-dropped', String(stats.senderDropped));
+  setText('stat-dropped', stats.senderDropped === null ? 'n/a' : String(stats.senderDropped));
   setText('stat-skipped', String(stats.skipped));
-  setText('stat-gaps', String(stats.gaps), stats.gaps > 0);
+  setText('stat-gaps', stats.gaps === null ? 'n/a' : String(stats.gaps), stats.gaps !== null && stats.gaps > 0);
   setText('stat-corrupt', String(stats.corrupt), stats.corrupt > 0);
 }
 

@@ -55,9 +55,11 @@ export interface ReceiverFigures {
   latencyMs: { p50: number; p95: number; p99: number } | null;
   frames: number;
   shown?: number;
-  senderDropped: number;
+  /** Null when the receiver's wire cannot tell (the tutorial's declares no drops). */
+  senderDropped: number | null;
   skipped: number;
-  gaps: number;
+  /** Null when the receiver's wire has no sequence numbers (the tutorial's). */
+  gaps: number | null;
   corrupt: number;
   /** Frames lost with a broken connection (NATS), apart from gaps (absent from receivers that do not count them). */
   lostInTransport?: number;

@@ -62,4 +62,26 @@ describe('parseReceiverArgs', () => {
     });
     expect(parseReceiverArgs(['--help'])).toBe('help');
   });
+
+  it('takes --wire camstream (the default) or tutorial, and refuses on the tutorial wire what it cannot carry', () => {
+    expect(parseReceiverArgs([])).toMatchObject({ wire: 'camstream' });
+    expect(parseReceiverArgs(['--wire', 'tutorial', '10.0.0.5:9999', '--record', 'x.avi'])).toMatchObject({ wire: 'tutorial', host: '10.0.0.5', port: 9999, record: 'x.avi', secret: undefined, tls: undefined });
+    expect(() => parseReceiverArgs(['--wire', 'pickle'])).toThrow(/^--wire "pickle": expected camstream or tutorial$/);
+    expect(() => parseReceiverArgs(['--wire', 'tutorial', '--secret', 'longenough', '--tls'])).toThrow(
+      /^--secret, --tls: not on the tutorial wire, which has no handshake, authentication, TLS or NATS \(use --wire camstream\)$/,
+    );
+    expect(() => parseReceiverArgs(['--wire', 'tutorial', '--name', 'me'])).toThrow(/^--name: not on the tutorial wire/);
+    expect(() => parseReceiverArgs(['--wire', 'tutorial', '--nats', 'nats://127.0.0.1', '--camera', 'porch'])).toThrow(/^--nats, --camera: not on the tutorial wire/);
+    // Several tutorial streamers make a hub, as several camstream senders do.
+    expect(parseReceiverArgs(['--wire', 'tutorial', '127.0.0.1:9999', '127.0.0.1:9998'])).toMatchObject({
+      wire: 'tutorial',
+      senders: [
+        { host: '127.0.0.1', port: 9999 },
+        { host: '127.0.0.1', port: 9998 },
+      ],
+    });
+    // A secret from the environment is for camstream senders; the tutorial wire has none.
+    expect(parseReceiverArgs(['--wire', 'tutorial'], { CAMSTREAM_SECRET: 'from the environment' })).toMatchObject({ secret: undefined });
+    expect(parseReceiverArgs(['--name', 'me'])).toMatchObject({ name: 'me' });
+  });
 });

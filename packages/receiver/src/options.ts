@@ -10,6 +10,13 @@ list or '*'), make a hub: a mosaic window with a tile per camera, a stats line p
 recording per camera and a grid in the browser.
 
 Options:
+  --wire NAME          camstream (default) | tutorial. tutorial: watch the Python tutorial's
+                       streamer (or camstream-sender --wire tutorial): each frame an 8-byte
+                       length and a pickle of a numpy array, decoded by a strict decoder that
+                       runs nothing (a pickle that is not a numpy uint8 image is refused and
+                       ends the run). That wire has no authentication, TLS, checksums,
+                       sequence numbers or capture times: --secret, --tls*, --name and
+                       --nats do not apply, and latency, drops and gaps show as n/a
   --host ADDR          sender address (default 127.0.0.1)
   --port N             sender port (default 9999)
   --nats URL           watch cameras on NATS: nats://[USER:PASS@]HOST[:PORT] or tls://...,
@@ -60,6 +67,7 @@ const NUMERIC_OPTIONS = new Set(['--port', '--http', '--frames', '--duration']);
 const positiveInt = z.string().regex(/^-?\d+$/, 'expected a whole number').transform(Number).refine((n) => n >= 1, 'must be at least 1');
 
 const receiverOptionsSchema = z.object({
+  wire: z.enum(['camstream', 'tutorial'], { error: 'expected camstream or tutorial' }),
   host: z.string().min(1),
   port: z
     .string()
@@ -114,6 +122,8 @@ const portSchema = z
   .refine((n) => n >= 1 && n <= 65535, 'must be between 1 and 65535');
 
 export interface ReceiverCliOptions {
+  /** camstream: the camstream protocol; tutorial: the tutorial's pickles. */
+  wire: 'camstream' | 'tutorial';
   /** The first TCP sender (or the default one), as before there could be several. */
   host: string;
   port: number;
@@ -146,6 +156,7 @@ export function parseReceiverArgs(argv: string[], env: NodeJS.ProcessEnv = proce
       strict: true,
       allowPositionals: true,
       options: {
+        wire: { type: 'string', default: 'camstream' },
         host: { type: 'string' },
         port: { type: 'string' },
         display: { type: 'string', default: 'auto' },
@@ -160,7 +171,8 @@ export function parseReceiverArgs(argv: string[], env: NodeJS.ProcessEnv = proce
         tls: { type: 'boolean', default: false },
         'tls-ca': { type: 'string' },
         'tls-fingerprint': { type: 'string' },
-        name: { type: 'string', default: defaultName() },
+        // No default here: --name is refused on the tutorial wire, so given or not must be told apart.
+        name: { type: 'string' },
         'stats-json': { type: 'boolean', default: false },
         quiet: { type: 'boolean', default: false },
         nats: { type: 'string' },
@@ -180,11 +192,23 @@ export function parseReceiverArgs(argv: string[], env: NodeJS.ProcessEnv = proce
   }
   const target = positionals[0] ? splitHostPort(positionals[0]) : {};
   const { help: _help, ...rest } = values;
+  const tutorialWire = values.wire === 'tutorial';
+  if (tutorialWire) {
+    const notOnTutorialWire = (['secret', 'tls', 'tls-ca', 'tls-fingerprint', 'name', 'nats', 'camera', 'nats-creds', 'nats-ca'] as const).filter(
+      (o) => values[o] !== undefined && values[o] !== false,
+    );
+    if (notOnTutorialWire.length > 0) {
+      const listed = notOnTutorialWire.map((o) => `--${o}`).join(', ');
+      throw new UsageError(`${listed}: not on the tutorial wire, which has no handshake, authentication, TLS or NATS (use --wire camstream)`);
+    }
+  }
   const raw = {
     ...rest,
     host: values.host ?? target.host ?? '127.0.0.1',
     port: values.port ?? target.port ?? '9999',
-    secret: values.secret ?? (env.CAMSTREAM_SECRET || undefined),
+    name: values.name ?? defaultName(),
+    // The tutorial wire has no authentication: a secret from the environment does not apply to it.
+    secret: values.secret ?? (tutorialWire ? undefined : env.CAMSTREAM_SECRET || undefined),
   };
   const parsed = receiverOptionsSchema.safeParse(raw);
   if (!parsed.success) {
@@ -205,6 +229,7 @@ export function parseReceiverArgs(argv: string[], env: NodeJS.ProcessEnv = proce
   const senders = positionals.length > 1 ? positionals.map(parseSender) : o.nats === undefined || tcpNamed ? [{ host: o.host, port: o.port }] : [];
   const useTls = o.tls || Boolean(o['tls-ca']) || Boolean(o['tls-fingerprint']);
   return {
+    wire: o.wire,
     host: o.host,
     port: o.port,
     senders,

@@ -2,11 +2,18 @@ import type { FrameCodec, FrameSink } from '@camstream/media';
 import { frameLimit, type FrameHeader, type StreamDescription } from '@camstream/protocol';
 import { createCameraPipeline } from './pipeline/camera-pipeline';
 import { checkH264Frame } from './pipeline/h264-check';
-import { runSession, type SessionOptions } from './session/connection';
+import { runSession, type SessionEnd, type SessionHandlers, type SessionOptions } from './session/connection';
 import { keepConnected } from './session/reconnect';
+import { runTutorialSession } from './session/tutorial-connection';
 import type { ReceiverStats } from './stats';
 
 export interface ReceiverOptions {
+  /**
+   * camstream (default): the camstream protocol. tutorial: the tutorial's pickles (no handshake,
+   * security, sequence numbers or capture times; `security`, `name` and `timeouts.handshakeTimeoutMs`
+   * do not apply). Give the stats TUTORIAL_WIRE_NOT_KNOWN with it.
+   */
+  wire?: 'camstream' | 'tutorial';
   host: string;
   port: number;
   name: string;
@@ -91,42 +98,62 @@ export async function receive(options: ReceiverOptions): Promise<ReceiverResult>
   const reusable = (header: FrameHeader) => options.onFrame === undefined || (typeof keepsPayload === 'function' ? !keepsPayload(header) : !keepsPayload);
 
   try {
-    const end = await keepConnected(
-      (connected) =>
-        runSession(
+    const handlers: SessionHandlers = {
+      onStream: (stream, { rungs, senderName }) => {
+        log(`connected to ${options.host}:${options.port}: ${stream.source ?? 'stream'} ${stream.width}x${stream.height} ${stream.encoding}${options.wire === 'tutorial' ? '' : ` @ ${stream.fps} fps`}`);
+        options.onStream?.(stream, { senderName });
+        connected();
+        if (!options.security?.tls) spokePlainCamstream = true;
+        stats.streamStarted(rungs);
+        pipeline.setStream(stream);
+        maxFrameBytes = frameLimit(stream);
+        sinks.openFor(stream);
+      },
+      onFrame: (header, payload, checks) => {
+        // Before anything reads it: a payload that is no proper access unit ends the session.
+        if (header.encoding === 'h264') checkH264Frame(header, payload, maxFrameBytes);
+        stats.frameReceived({ payloadBytes: payload.length, ...checks });
+        options.onFrame?.(header, payload);
+        received++;
+        pipeline.offer({ header, payload, pooled: checks.pooled && reusable(header), rung: checks.rung });
+        if (options.maxFrames !== undefined && received >= options.maxFrames) done.abort();
+      },
+    };
+    /** Resets the backoff of the connection under way: its stream has started. */
+    let connected: () => void = () => undefined;
+    const connectOnce = (onConnected: () => void): Promise<SessionEnd> => {
+      connected = onConnected;
+      if (options.wire === 'tutorial') {
+        return runTutorialSession(
           {
             host: options.host,
             port: options.port,
-            name: options.name,
             signal: stopBoth,
-            ...options.security,
-            ...options.timeouts,
-            ...(options.maxStreamSize ? { maxStreamSize: options.maxStreamSize } : {}),
+            ...(options.maxStreamSize ? { maxSize: options.maxStreamSize } : {}),
+            ...(options.timeouts?.idleTimeoutMs === undefined ? {} : { idleTimeoutMs: options.timeouts.idleTimeoutMs }),
             payloadBuffers: payloads,
-            spokePlainCamstream,
+            log,
           },
-          {
-            onStream: (stream, { rungs, senderName }) => {
-              log(`connected to ${options.host}:${options.port}: ${stream.source ?? 'stream'} ${stream.width}x${stream.height} ${stream.encoding} @ ${stream.fps} fps`);
-              options.onStream?.(stream, { senderName });
-              connected();
-              if (!options.security?.tls) spokePlainCamstream = true;
-              stats.streamStarted(rungs);
-              pipeline.setStream(stream);
-              maxFrameBytes = frameLimit(stream);
-              sinks.openFor(stream);
-            },
-            onFrame: (header, payload, checks) => {
-              // Before anything reads it: a payload that is no proper access unit ends the session.
-              if (header.encoding === 'h264') checkH264Frame(header, payload, maxFrameBytes);
-              stats.frameReceived({ payloadBytes: payload.length, ...checks });
-              options.onFrame?.(header, payload);
-              received++;
-              pipeline.offer({ header, payload, pooled: checks.pooled && reusable(header), rung: checks.rung });
-              if (options.maxFrames !== undefined && received >= options.maxFrames) done.abort();
-            },
-          },
-        ),
+          handlers,
+        );
+      }
+      return runSession(
+        {
+          host: options.host,
+          port: options.port,
+          name: options.name,
+          signal: stopBoth,
+          ...options.security,
+          ...options.timeouts,
+          ...(options.maxStreamSize ? { maxStreamSize: options.maxStreamSize } : {}),
+          payloadBuffers: payloads,
+          spokePlainCamstream,
+        },
+        handlers,
+      );
+    };
+    const end = await keepConnected(
+      connectOnce,
       {
         reconnect: options.reconnect,
         ...(options.backoffMs ? { backoffMs: options.backoffMs } : {}),

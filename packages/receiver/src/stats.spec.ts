@@ -1,4 +1,4 @@
-import { formatRung, formatStatsLine, ReceiverStats, type StatsSnapshot } from './stats';
+import { formatRung, formatStatsLine, ReceiverStats, TUTORIAL_WIRE_NOT_KNOWN, type StatsSnapshot } from './stats';
 
 const frame = (rung = 0, declaredDrops = 0, undeclaredGap = 0) => ({ payloadBytes: 1000, rung, declaredDrops, undeclaredGap });
 
@@ -107,5 +107,27 @@ describe('ReceiverStats', () => {
     expect(formatStatsLine(snapshot, true)).toContain('corrupt 1, lost 0 in transport, refused 0, outages 0, total');
     expect(formatRung(null)).toBe('rung -');
     expect(formatRung({ index: 0, lowest: 0, width: 640, height: 480 })).toBe('rung 0/0 640x480');
+  });
+
+  it('on a wire that cannot tell latency, drops or gaps, reports them as not known, with the reason, never as 0', () => {
+    const stats = new ReceiverStats({ notKnown: TUTORIAL_WIRE_NOT_KNOWN });
+    stats.streamStarted([{ width: 640, height: 480 }]);
+    stats.frameReceived(frame());
+    stats.frameDecoded(3.5); // a receive time, not a capture time: no latency sample
+    stats.frameShown();
+    stats.corrupt++;
+    const summary = stats.summary();
+    expect(summary).toMatchObject({ frames: 1, shown: 1, corrupt: 1, latencyMs: null, senderDropped: null, gaps: null });
+    expect(summary.notKnown).toEqual({
+      latencyMs: 'the tutorial wire carries no capture time',
+      senderDropped: 'the tutorial wire declares no drops',
+      gaps: 'the tutorial wire carries no sequence numbers',
+    });
+    expect(JSON.parse(JSON.stringify(summary))).toMatchObject({ latencyMs: null, senderDropped: null, gaps: null });
+    expect(formatStatsLine(summary)).toMatch(
+      /, latency n\/a \(the tutorial wire carries no capture time\), rung 0\/0 640x480 \(0 on lower rungs\), dropped n\/a by sender \(the tutorial wire declares no drops\) \+ 0 skipped, gaps n\/a \(the tutorial wire carries no sequence numbers\), corrupt 1, total 1 received \/ 1 shown$/,
+    );
+    // The camstream wire knows them all: no notKnown at all.
+    expect(new ReceiverStats().summary()).not.toHaveProperty('notKnown');
   });
 });

@@ -27,18 +27,18 @@ export interface StatsSnapshot {
   shownFps: number;
   /** Payload megabits received per second. */
   mbps: number;
-  /** Capture (sender's clock) to decoded image (receiver's clock). */
+  /** Capture (sender's clock) to decoded image (receiver's clock); null before any frame, or when the wire cannot tell (notKnown). */
   latencyMs: { p50: number; p95: number; p99: number } | null;
   /** Frames received since the start, over every connection. */
   frames: number;
   /** Frames shown since the start: when recording, exactly the frames in the recording. */
   shown: number;
-  /** Frames the sender skipped for this receiver because it was slow (declared in headers). */
-  senderDropped: number;
+  /** Frames the sender skipped for this receiver because it was slow (declared in headers); null when the wire cannot tell. */
+  senderDropped: number | null;
   /** Frames received but never shown: a newer frame overtook them while decoders or sinks were busy. */
   skipped: number;
-  /** Sequence gaps the sender did not declare, with no broken connection to explain them: must stay 0. */
-  gaps: number;
+  /** Sequence gaps the sender did not declare, with no broken connection to explain them: must stay 0; null when the wire has no sequence numbers. */
+  gaps: number | null;
   /** Frames lost with a broken connection (NATS: across a reconnect or an outage), counted apart from gaps. */
   lostInTransport: number;
   /** Frames or connections rejected for bad bytes: CRC, sizes, schema. */
@@ -51,6 +51,27 @@ export interface StatsSnapshot {
   rung: RungFigure | null;
   /** Frames since the start that arrived on a lower rung (rung > 0), scaled back to the stream's size. */
   lowerRungFrames: number;
+  /** Only when the wire cannot give some figures: why each of them is null. */
+  notKnown?: NotKnown;
+}
+
+/** Figures a wire cannot give, each with the reason (shown instead of a number, never as 0). */
+export interface NotKnown {
+  latencyMs?: string;
+  senderDropped?: string;
+  gaps?: string;
+}
+
+/** What the tutorial's wire (a length and a pickle per frame, nothing else) cannot tell a receiver. */
+export const TUTORIAL_WIRE_NOT_KNOWN: Readonly<NotKnown> = {
+  latencyMs: 'the tutorial wire carries no capture time',
+  senderDropped: 'the tutorial wire declares no drops',
+  gaps: 'the tutorial wire carries no sequence numbers',
+};
+
+export interface ReceiverStatsOptions {
+  /** Figures the wire cannot give (TUTORIAL_WIRE_NOT_KNOWN): reported as null with the reason. */
+  notKnown?: NotKnown;
 }
 
 /** What the session found out about a received frame (its checks). */
@@ -99,10 +120,16 @@ export class ReceiverStats {
   private lowerRungTotal = 0;
   private rungs: readonly Rung[] = [];
   private currentRung: number | undefined;
+  private readonly notKnown: NotKnown | undefined;
   private transport: TransportTotals | undefined;
   private transportFramesAtInterval = 0;
   /** Capture to decoded image, in seconds, since the start (for /metrics). */
   readonly latency = new Histogram(LATENCY_BUCKETS_SECONDS);
+
+  constructor(options: ReceiverStatsOptions = {}) {
+    const reasons = Object.entries(options.notKnown ?? {}).filter(([, reason]) => reason);
+    this.notKnown = reasons.length > 0 ? Object.fromEntries(reasons) : undefined;
+  }
 
   /** Use a transport's own totals (see TransportTotals) from now on; call before each report. */
   syncTransport(totals: TransportTotals): void {
@@ -129,6 +156,8 @@ export class ReceiverStats {
   frameDecoded(latencyMs: number): void {
     this.decodedTotal++;
     this.interval.decoded++;
+    // A wire without capture times stamps frames when they arrive: that is no latency.
+    if (this.notKnown?.latencyMs) return;
     this.intervalLatency.add(latencyMs);
     this.overallLatency.add(latencyMs);
     this.latency.observe(latencyMs / 1000);
@@ -177,15 +206,16 @@ export class ReceiverStats {
         : null,
       frames: transport?.frames ?? this.framesTotal,
       shown: this.shownTotal,
-      senderDropped: transport?.declaredDrops ?? this.sequence.declaredDrops,
+      senderDropped: this.notKnown?.senderDropped ? null : (transport?.declaredDrops ?? this.sequence.declaredDrops),
       skipped: this.skipped + (transport?.skipped ?? 0),
-      gaps: transport?.undeclaredGaps ?? this.sequence.undeclaredGaps,
+      gaps: this.notKnown?.gaps ? null : (transport?.undeclaredGaps ?? this.sequence.undeclaredGaps),
       lostInTransport: transport?.lostInTransport ?? 0,
       corrupt: this.corrupt + (transport?.corrupt ?? 0),
       refused: transport?.refused ?? 0,
       outages: transport?.outages ?? 0,
       rung: this.rungFigure(),
       lowerRungFrames: this.lowerRungTotal,
+      ...(this.notKnown ? { notKnown: { ...this.notKnown } } : {}),
     };
   }
 
@@ -199,11 +229,18 @@ export class ReceiverStats {
 
 /** `transport`: show what a lossy transport counts (NATS), even when it is 0; by default only when it is not. */
 export function formatStatsLine(s: StatsSnapshot, transport = s.lostInTransport > 0 || s.refused > 0 || s.outages > 0): string {
-  const latency = s.latencyMs ? `latency p50 ${s.latencyMs.p50} / p95 ${s.latencyMs.p95} / p99 ${s.latencyMs.p99} ms` : 'latency -';
+  const notKnown = s.notKnown ?? {};
+  const latency = notKnown.latencyMs
+    ? `latency n/a (${notKnown.latencyMs})`
+    : s.latencyMs
+      ? `latency p50 ${s.latencyMs.p50} / p95 ${s.latencyMs.p95} / p99 ${s.latencyMs.p99} ms`
+      : 'latency -';
+  const dropped = s.senderDropped === null ? `dropped n/a by sender (${notKnown.senderDropped ?? 'not known'})` : `dropped ${s.senderDropped} by sender`;
+  const gaps = s.gaps === null ? `gaps n/a (${notKnown.gaps ?? 'not known'})` : `gaps ${s.gaps}`;
   return (
     `received ${s.fps.toFixed(1)} fps, decoded ${s.decodedFps.toFixed(1)} fps, shown ${s.shownFps.toFixed(1)} fps, ${s.mbps.toFixed(2)} Mbit/s, ${latency}, ` +
     `${formatRung(s.rung)} (${s.lowerRungFrames} on lower rungs), ` +
-    `dropped ${s.senderDropped} by sender + ${s.skipped} skipped, gaps ${s.gaps}, corrupt ${s.corrupt}, ` +
+    `${dropped} + ${s.skipped} skipped, ${gaps}, corrupt ${s.corrupt}, ` +
     // Only a transport that can lose or refuse messages (NATS) has these.
     (transport ? `lost ${s.lostInTransport} in transport, refused ${s.refused}, outages ${s.outages}, ` : '') +
     `total ${s.frames} received / ${s.shown} shown`

@@ -1,8 +1,9 @@
-import { FanOut, rungLadder, RungEncoder, type Outlet, type RungSource, type RungSpec } from '@camstream/fanout';
+import { FanOut, rungLadder, RungEncoder, type Delivery, type Outlet, type RungSource, type RungSpec } from '@camstream/fanout';
 import type { FrameCodec, RawImage } from '@camstream/media';
 import { prepareFrame, type StreamDescription } from '@camstream/protocol';
 import { H264Rungs, type H264RungsOptions } from './h264-rungs';
 import { OutgoingFrame } from './outgoing-frame';
+import { SharedImage } from './shared-image';
 
 /** The JPEG quality used when the stream does not name one (the OpenCV adapter's default too). */
 const DEFAULT_JPEG_QUALITY = 80;
@@ -32,8 +33,23 @@ export interface BroadcastResult {
   readonly taken: Promise<void>;
   /** Settles once every viewer wrote (to the kernel) or dropped every rung of the frame. */
   readonly released: Promise<void>;
-  /** Settles once no encoder reads the captured image any more (H.264 encoders may still, after publish() resolved). */
+  /**
+   * Settles once nothing reads the captured image any more: the outlets that send it as it is
+   * (image outlets, and a raw stream's rung 0, whose payload is the image) wrote or dropped it,
+   * and no H.264 encoder reads it (one that is starting up may, after publish() resolved).
+   * Only then may the source reuse its buffer.
+   */
   readonly imageReleased: Promise<void>;
+}
+
+/**
+ * An outlet that sends the captured image as it is, in a framing of its own (the tutorial's
+ * pickles): nothing is encoded or prepared for it, and the pixels are never copied. It holds the
+ * image (SharedImage.retain) until its socket took the bytes, and settles the delivery as an
+ * Outlet does: true once it hands the image to its socket, false if it never will.
+ */
+export interface ImageOutlet {
+  offer(delivery: Delivery<SharedImage>): void;
 }
 
 /**
@@ -56,6 +72,7 @@ export class Broadcast {
   private readonly joinListeners = new Set<() => void>();
   /** The frames prepared by each publish() under way, so that its own hold on them can be let go. */
   private readonly preparing = new Map<number, OutgoingFrame[]>();
+  private readonly imageOutlets = new Set<ImageOutlet>();
 
   constructor(options: BroadcastOptions) {
     const { encoding, width, height, fps } = options.stream;
@@ -110,25 +127,33 @@ export class Broadcast {
     return this.h264;
   }
 
-  /** Viewers getting frames. */
+  /** Viewers getting frames: camstream receivers and image outlets. */
   get size(): number {
-    return this.fanOut.size;
+    return this.fanOut.size + this.imageOutlets.size;
   }
 
   add(outlet: Outlet<OutgoingFrame>): void {
     this.fanOut.add(outlet);
-    const listeners = [...this.joinListeners];
-    this.joinListeners.clear();
-    for (const listener of listeners) listener();
+    this.joined();
   }
 
   delete(outlet: Outlet<OutgoingFrame>): void {
     this.fanOut.delete(outlet);
   }
 
+  /** An outlet that gets every captured image as it is (rung 0, never encoded). */
+  addImageOutlet(outlet: ImageOutlet): void {
+    this.imageOutlets.add(outlet);
+    this.joined();
+  }
+
+  deleteImageOutlet(outlet: ImageOutlet): void {
+    this.imageOutlets.delete(outlet);
+  }
+
   /** Resolves when the next viewer joins (at once if `orNow` and someone watches already). */
   nextViewer(orNow = false): Promise<void> {
-    if (orNow && this.fanOut.size > 0) return Promise.resolve();
+    if (orNow && this.size > 0) return Promise.resolve();
     return new Promise((resolve) => this.joinListeners.add(resolve));
   }
 
@@ -151,19 +176,28 @@ export class Broadcast {
   async publish(image: RawImage, seq: number, captureTime: number): Promise<BroadcastResult> {
     const frames: OutgoingFrame[] = [];
     this.preparing.set(seq, frames);
+    // Image outlets get the captured image first: they wait for no encoder.
+    const shared = this.imageOutlets.size > 0 ? new SharedImage(image, seq, captureTime) : undefined;
     try {
+      const imageTaken = shared ? this.offerImage(shared) : undefined;
+      const encodedFor = this.fanOut.size;
       const published = await this.fanOut.publish({ image, seq, captureTime });
+      // The fan-out's `taken` settles at once when it had no viewer: then only the image outlets say.
+      const taken = !imageTaken ? published.taken : encodedFor === 0 ? imageTaken : Promise.race([published.taken, imageTaken]);
+      const released = Promise.all(frames.map((f) => f.released)).then(() => undefined);
+      const holdingImage = [published.imageReleased, ...(this.stream.encoding === 'raw-bgr' ? [released] : []), ...(shared ? [shared.released] : [])];
       return {
         frames: published.frames,
         encodeMs: published.encodeMs,
-        taken: published.taken,
-        released: Promise.all(frames.map((f) => f.released)).then(() => undefined),
-        imageReleased: published.imageReleased,
+        taken,
+        released: shared ? Promise.all([released, shared.released]).then(() => undefined) : released,
+        imageReleased: Promise.all(holdingImage).then(() => undefined),
       };
     } finally {
       this.preparing.delete(seq);
       // The publisher's own hold: from here on only the viewers hold the frames.
       for (const frame of frames) frame.release();
+      shared?.release();
     }
   }
 
@@ -172,5 +206,31 @@ export class Broadcast {
     await this.fanOut.delivered();
     this.fanOut.clearKept();
     await this.h264?.close();
+  }
+
+  private joined(): void {
+    const listeners = [...this.joinListeners];
+    this.joinListeners.clear();
+    for (const listener of listeners) listener();
+  }
+
+  /** Offers `shared` to every image outlet; resolves once one took it or all let it go. */
+  private offerImage(shared: SharedImage): Promise<void> {
+    let holders = this.imageOutlets.size;
+    let resolve!: () => void;
+    const taken = new Promise<void>((r) => (resolve = r));
+    for (const outlet of this.imageOutlets) {
+      let settled = false;
+      outlet.offer({
+        frame: shared,
+        settle: (wasTaken) => {
+          if (settled) return;
+          settled = true;
+          holders--;
+          if (wasTaken || holders === 0) resolve();
+        },
+      });
+    }
+    return taken;
   }
 }

@@ -51,8 +51,9 @@ async function serve(options: SenderOptions): Promise<number> {
   const { pumpFrames } = await import('./pump');
   const { SenderStats } = await import('./stats');
   const { StreamServer } = await import('./stream-server');
+  const { TutorialServer } = await import('./tutorial-server');
   const { SenderMetrics } = await import('./metrics');
-  let server: Awaited<ReturnType<typeof StreamServer.listen>> | undefined;
+  let server: Awaited<ReturnType<typeof StreamServer.listen>> | Awaited<ReturnType<typeof TutorialServer.listen>> | undefined;
   let broadcast: InstanceType<typeof Broadcast> | undefined;
   let nats: NatsPublishing | undefined;
   const metrics = new SenderMetrics({ viewers: () => server?.viewerList ?? [], nats: () => nats?.figures });
@@ -77,14 +78,16 @@ async function serve(options: SenderOptions): Promise<number> {
   try {
     const { info } = source;
     log(`source: ${info.description}, ${info.width}x${info.height} @ ${info.fps || 'max'} fps`);
+    const tutorialWire = options.wire === 'tutorial';
     const stream: StreamDescription = {
       width: info.width,
       height: info.height,
       fps: info.fps,
       pixelFormat: 'bgr24',
-      encoding: options.encoding,
-      ...(options.encoding === 'jpeg' ? { quality: options.quality } : {}),
-      ...(options.bitrate === undefined ? {} : { bitrate: options.bitrate }),
+      // The tutorial's clients take the captured image itself: no receiver of an encoding ever joins.
+      encoding: tutorialWire ? 'raw-bgr' : options.encoding,
+      ...(options.encoding === 'jpeg' && !tutorialWire ? { quality: options.quality } : {}),
+      ...(options.bitrate === undefined || tutorialWire ? {} : { bitrate: options.bitrate }),
       source: info.description.slice(0, 200),
     };
     // Each rung in use is encoded once per frame, whatever the number of receivers on it.
@@ -93,25 +96,32 @@ async function serve(options: SenderOptions): Promise<number> {
       stream,
       h264: { keyframeIntervalSeconds: options.keyframeIntervalSeconds, ...(options.crf === undefined ? {} : { crf: options.crf }), log },
     });
-    if (options.encoding === 'h264') log(describeH264(broadcast.ladder, options));
-    const tls = options.tls && { cert: readPem(options.tls.certFile, '--tls-cert'), key: readPem(options.tls.keyFile, '--tls-key') };
-    server = await StreamServer.listen({
-      host: options.host,
-      port: options.port,
-      broadcast,
-      ...(options.name === undefined ? {} : { name: options.name }),
-      maxViewers: options.maxViewers,
-      adapt: options.adapt,
-      ...(options.secret ? { secret: options.secret } : {}),
-      ...(tls ? { tls } : {}),
-      log,
-    });
-    if (tls) log(`TLS on; certificate SHA-256 fingerprint (for --tls-fingerprint): ${new X509Certificate(tls.cert).fingerprint256}`);
-    if (options.secret) log('receivers must prove the shared secret');
-    if (broadcast.ladder.length > 1) {
-      log(options.adapt ? `quality adapts per receiver: ${broadcast.ladder.length - 1} lower rungs, down to ${describeSpec(broadcast.ladder.at(-1)!)}` : 'quality adaptation off (--adapt off): every receiver gets the stream itself');
+    if (stream.encoding === 'h264') log(describeH264(broadcast.ladder, options));
+    if (tutorialWire) {
+      server = await TutorialServer.listen({ host: options.host, port: options.port, broadcast, maxViewers: options.maxViewers, log });
+      log('wire: the tutorial\'s (an 8-byte length and a pickle of each raw BGR frame), for its receiver script or camstream-receiver --wire tutorial');
+      if (process.env.CAMSTREAM_SECRET) log('CAMSTREAM_SECRET is set but does not apply: the tutorial wire has no authentication');
+      warnIfTutorialExposed(options.host);
+    } else {
+      const tls = options.tls && { cert: readPem(options.tls.certFile, '--tls-cert'), key: readPem(options.tls.keyFile, '--tls-key') };
+      server = await StreamServer.listen({
+        host: options.host,
+        port: options.port,
+        broadcast,
+        ...(options.name === undefined ? {} : { name: options.name }),
+        maxViewers: options.maxViewers,
+        adapt: options.adapt,
+        ...(options.secret ? { secret: options.secret } : {}),
+        ...(tls ? { tls } : {}),
+        log,
+      });
+      if (tls) log(`TLS on; certificate SHA-256 fingerprint (for --tls-fingerprint): ${new X509Certificate(tls.cert).fingerprint256}`);
+      if (options.secret) log('receivers must prove the shared secret');
+      if (broadcast.ladder.length > 1) {
+        log(options.adapt ? `quality adapts per receiver: ${broadcast.ladder.length - 1} lower rungs, down to ${describeSpec(broadcast.ladder.at(-1)!)}` : 'quality adaptation off (--adapt off): every receiver gets the stream itself');
+      }
+      warnIfExposed(options.host, Boolean(options.secret));
     }
-    warnIfExposed(options.host, Boolean(options.secret));
     if (options.nats) {
       const { NatsPublishing } = await import('./nats-publishing');
       nats = await NatsPublishing.start({
@@ -207,12 +217,27 @@ function resolveSourceSpec(spec: string): string {
   return 'test';
 }
 
+function isLoopback(host: string): boolean {
+  return host === 'localhost' || host === '::1' || /^127\.\d+\.\d+\.\d+$/.test(host);
+}
+
 function warnIfExposed(host: string, hasSecret: boolean): void {
-  if (hasSecret || host === '127.0.0.1' || host === 'localhost' || host === '::1') return;
+  if (hasSecret || isLoopback(host)) return;
   const bar = '!'.repeat(78);
   log(bar);
   log(`WARNING: listening on ${host} WITHOUT a shared secret: anyone who can reach this port`);
   log('can watch the stream. Set CAMSTREAM_SECRET (or --secret), and --tls-cert/--tls-key.');
+  log(bar);
+}
+
+/** The tutorial wire cannot authenticate anyone: beyond loopback, anyone who reaches the port watches. */
+function warnIfTutorialExposed(host: string): void {
+  if (isLoopback(host)) return;
+  const bar = '!'.repeat(78);
+  log(bar);
+  log(`WARNING: listening on ${host} with the tutorial's wire, which has NO authentication`);
+  log('and no encryption: anyone who can reach this port can watch the stream. Listen on');
+  log('127.0.0.1 (the default), or use --wire camstream with a secret and TLS.');
   log(bar);
 }
 

@@ -1,7 +1,11 @@
 export { StreamServer, ListenError, type StreamServerOptions } from './stream-server';
-export { Broadcast, type BroadcastOptions, type BroadcastResult } from './broadcast';
+export { Broadcast, type BroadcastOptions, type BroadcastResult, type ImageOutlet } from './broadcast';
 export { OutgoingFrame } from './outgoing-frame';
 export { TcpViewer, type TcpViewerOptions } from './tcp-viewer';
+export { SharedImage } from './shared-image';
+export { TutorialServer, type TutorialServerOptions } from './tutorial-server';
+export { TutorialViewer, type TutorialViewerOptions } from './tutorial-viewer';
+export { SenderStats, type ViewerFigures } from './stats';
 export { pumpFrames, type PumpOptions, type PumpResult } from './pump';
 export { parseSenderArgs, type SenderOptions } from './options';
 export { run } from './cli';

@@ -58,8 +58,9 @@ export class SenderMetrics {
       text
         .counter('camstream_sender_viewer_frames_sent_total', 'Frames written to a TCP receiver.', viewer.sent, labels)
         .counter('camstream_sender_viewer_frames_dropped_total', 'Frames skipped for a TCP receiver (its link or window was full), declared in its frame headers.', viewer.dropped, labels)
-        .counter('camstream_sender_viewer_bytes_sent_total', 'Bytes of frame messages written to a TCP receiver.', viewer.bytesSent, labels)
-        .gauge('camstream_sender_viewer_rung', 'Quality rung of the last frame sent to a TCP receiver (0: the stream itself).', viewer.rung, labels);
+        .counter('camstream_sender_viewer_bytes_sent_total', 'Bytes of frame messages written to a TCP receiver.', viewer.bytesSent, labels);
+      // The tutorial's clients have no rungs (and their drops are not declared to them, only counted).
+      if ('rung' in viewer) text.gauge('camstream_sender_viewer_rung', 'Quality rung of the last frame sent to a TCP receiver (0: the stream itself).', viewer.rung, labels);
     }
     const nats = this.sources.nats?.();
     if (nats) {

@@ -50,6 +50,21 @@ describe('parseSenderArgs', () => {
     expect(() => parseSenderArgs(['--source', '-x'])).toThrow(/--source/);
   });
 
+  it('takes --wire camstream (the default) or tutorial, and refuses on the tutorial wire what it cannot carry', () => {
+    expect(parseSenderArgs([])).toMatchObject({ wire: 'camstream' });
+    expect(parseSenderArgs(['--wire', 'tutorial', '--port', '0', '--max-viewers', '4'])).toMatchObject({ wire: 'tutorial', port: 0, maxViewers: 4 });
+    expect(() => parseSenderArgs(['--wire', 'pickle'])).toThrow(/^--wire "pickle": expected camstream or tutorial$/);
+    expect(() => parseSenderArgs(['--wire', 'tutorial', '--secret', 'longenough', '--codec', 'raw'])).toThrow(
+      /^--codec, --secret: not on the tutorial wire, which carries raw BGR pickles with no authentication, TLS, quality rungs, names or NATS \(use --wire camstream\)$/,
+    );
+    expect(() => parseSenderArgs(['--wire', 'tutorial', '--tls-cert', 'c.pem', '--tls-key', 'k.pem'])).toThrow(/^--tls-cert, --tls-key: not on the tutorial wire/);
+    // One wire per sender process: NATS carries camstream's frames, not the tutorial's.
+    expect(() => parseSenderArgs(['--wire', 'tutorial', '--nats', 'nats://127.0.0.1', '--camera', 'porch'])).toThrow(/^--nats, --camera: not on the tutorial wire/);
+    // A secret from the environment protects camstream receivers only; the tutorial wire has none.
+    expect(parseSenderArgs(['--wire', 'tutorial'], { CAMSTREAM_SECRET: 'from the environment' })).toMatchObject({ wire: 'tutorial', secret: undefined });
+    expect(parseSenderArgs([], { CAMSTREAM_SECRET: 'from the environment' })).toMatchObject({ wire: 'camstream', secret: 'from the environment' });
+  });
+
   it('takes --nats with --camera, its creds and CA files, and --metrics', () => {
     expect(parseSenderArgs(['--nats', 'nats://127.0.0.1:4222', '--camera', 'porch', '--nats-ca', 'ca.pem', '--metrics', '9100'])).toMatchObject({
       nats: { url: 'nats://127.0.0.1:4222', camera: 'porch', credsFile: undefined, caFile: 'ca.pem' },

@@ -6,6 +6,13 @@ export const SENDER_USAGE = `Usage: camstream-sender [options]
 Captures live video with OpenCV and streams it over TCP to any number of receivers.
 
 Options:
+  --wire NAME          camstream (default) | tutorial. tutorial: speak the Python tutorial's
+                       wire instead (each frame an 8-byte length and a pickle of the numpy
+                       array, raw BGR) to its receiver script, or to camstream-receiver
+                       --wire tutorial. One wire per sender process. That wire has no
+                       authentication, TLS, compression, quality rungs or names: --secret,
+                       --tls-*, --codec, --quality, --bitrate, --crf, --keyframe-interval,
+                       --adapt, --name and --nats do not apply
   --host ADDR          address to listen on (default 127.0.0.1; 0.0.0.0 for all interfaces)
   --port N             TCP port (default 9999; 0 picks a free one)
   --source SPEC        auto | test | camera index (0, camera:1) | video file | URL
@@ -81,6 +88,7 @@ const bitrateSchema = z
   .refine((bits) => bits >= 100_000 && bits <= 1_000_000_000, 'must be between 100k and 1000M bits per second');
 
 const senderOptionsSchema = z.object({
+  wire: z.enum(['camstream', 'tutorial'], { error: 'expected camstream or tutorial' }),
   host: z.string().min(1),
   port: intIn(0, 65535),
   source: z.string().min(1),
@@ -114,6 +122,8 @@ const senderOptionsSchema = z.object({
 });
 
 export interface SenderOptions {
+  /** camstream: the camstream protocol; tutorial: the tutorial's pickles (TutorialServer). */
+  wire: 'camstream' | 'tutorial';
   host: string;
   port: number;
   source: string;
@@ -154,18 +164,20 @@ export function parseSenderArgs(argv: string[], env: NodeJS.ProcessEnv = process
       strict: true,
       allowPositionals: false,
       options: {
+        wire: { type: 'string', default: 'camstream' },
         host: { type: 'string', default: '127.0.0.1' },
         port: { type: 'string', default: '9999' },
         source: { type: 'string', default: 'auto' },
         size: { type: 'string' },
         fps: { type: 'string' },
-        codec: { type: 'string', default: 'jpeg' },
-        quality: { type: 'string', default: '80' },
+        // No defaults here for what the tutorial wire refuses: given or not must be told apart.
+        codec: { type: 'string' },
+        quality: { type: 'string' },
         bitrate: { type: 'string' },
         crf: { type: 'string' },
         'keyframe-interval': { type: 'string' },
         'max-viewers': { type: 'string', default: '16' },
-        adapt: { type: 'string', default: 'on' },
+        adapt: { type: 'string' },
         loop: { type: 'boolean', default: false },
         preview: { type: 'boolean', default: false },
         name: { type: 'string' },
@@ -187,7 +199,21 @@ export function parseSenderArgs(argv: string[], env: NodeJS.ProcessEnv = process
   }
   if (values.help) return 'help';
   const { help: _help, ...given } = values;
-  const rest = { ...given, secret: given.secret ?? (env.CAMSTREAM_SECRET || undefined) };
+  if (given.wire === 'tutorial') {
+    const notOnTutorialWire = (['codec', 'quality', 'bitrate', 'crf', 'keyframe-interval', 'adapt', 'name', 'secret', 'tls-cert', 'tls-key', 'nats', 'camera', 'nats-creds', 'nats-ca'] as const).filter((o) => given[o] !== undefined);
+    if (notOnTutorialWire.length > 0) {
+      const listed = notOnTutorialWire.map((o) => `--${o}`).join(', ');
+      throw new UsageError(`${listed}: not on the tutorial wire, which carries raw BGR pickles with no authentication, TLS, quality rungs, names or NATS (use --wire camstream)`);
+    }
+  }
+  const rest = {
+    ...given,
+    codec: given.codec ?? 'jpeg',
+    quality: given.quality ?? '80',
+    adapt: given.adapt ?? 'on',
+    // The tutorial wire has no authentication: a secret from the environment does not apply to it (the CLI says so).
+    secret: given.secret ?? (given.wire === 'tutorial' ? undefined : env.CAMSTREAM_SECRET || undefined),
+  };
   const parsed = senderOptionsSchema.safeParse(rest);
   if (!parsed.success) {
     const issue = parsed.error.issues[0]!;
@@ -206,6 +232,7 @@ export function parseSenderArgs(argv: string[], env: NodeJS.ProcessEnv = process
     throw new UsageError(`--${o.camera !== undefined ? 'camera' : o['nats-creds'] !== undefined ? 'nats-creds' : 'nats-ca'} is for publishing to NATS: give --nats URL too`);
   }
   return {
+    wire: o.wire,
     host: o.host,
     port: o.port,
     source: o.source,

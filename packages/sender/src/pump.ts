@@ -5,7 +5,7 @@ import type { Broadcast, BroadcastResult } from './broadcast';
 export interface PumpOptions {
   source: FrameSource;
   /** Encodes each captured frame once per rung in use and hands it to the viewers. */
-  broadcast: Pick<Broadcast, 'publish' | 'size' | 'nextViewer' | 'whenViewerJoins' | 'stream'>;
+  broadcast: Pick<Broadcast, 'publish' | 'size' | 'nextViewer' | 'whenViewerJoins'>;
   /** Optional local preview of what is captured. */
   preview?: FrameSink;
   /** Called after each published frame (encode time, the frames of each rung), for stats. */
@@ -31,8 +31,8 @@ export type PumpResult = 'source-ended' | 'stopped';
  *
  * Captured pixels go back to the source (`recycle`) for a later capture once nothing reads them:
  * after every encode (an H.264 encoder that is starting may take longer than publish()) and the
- * preview; for raw frames, whose payload is the captured image itself, only once every viewer
- * has written it or dropped it as well.
+ * preview; for raw frames, whose payload is the captured image itself, and for image outlets (the
+ * tutorial wire), only once every viewer has written it or dropped it as well (`imageReleased`).
  *
  * The loop yields to the event loop once per frame, whatever the source: a source with no pace
  * of its own and a raw "encode" both resolve at once, and a loop of promises that resolve at once
@@ -41,7 +41,6 @@ export type PumpResult = 'source-ended' | 'stopped';
 export async function pumpFrames(options: PumpOptions): Promise<PumpResult> {
   const { source, broadcast, signal } = options;
   const paceToViewers = source.info.fps === 0;
-  const raw = broadcast.stream.encoding === 'raw-bgr';
   let seq = 0;
   let previousTaken: Promise<void> | undefined;
   /** Gives a frame's pixels back to the source once every reader of them is done. */
@@ -78,8 +77,7 @@ export async function pumpFrames(options: PumpOptions): Promise<PumpResult> {
     const result = await published;
     options.onPublished?.(result);
     previousTaken = result.taken;
-    // H.264 encoders may still be reading the image (one that is starting up): imageReleased waits for them.
-    recycleAfter(current, previewed, raw ? result.released : undefined, result.imageReleased);
+    recycleAfter(current, previewed, result.imageReleased);
     frame = await next;
   }
   return signal?.aborted ? 'stopped' : 'source-ended';

@@ -68,6 +68,24 @@ describe('SenderStats', () => {
     });
   });
 
+  it('gives a tutorial client its own line and JSON: frames, bitrate, drops and what its socket holds, no rung or window', () => {
+    for (const format of ['text', 'json'] as const) {
+      const { lines, server, stats } = setup(format);
+      const client = { wire: 'tutorial' as const, id: 2, name: '127.0.0.1:50000', sent: 10, dropped: 1, bytesSent: 9_216_000, queuedBytes: 300 * 1024 };
+      server.viewerList.push(client);
+      stats.report();
+      Object.assign(client, { sent: 40, dropped: 4, bytesSent: 36_864_000 });
+      stats.report();
+      if (format === 'text') {
+        expect(lines.at(-1)).toMatch(/^sending to #2 \(127\.0\.0\.1:50000\) on the tutorial wire: 30 frames, [\d.]+ Mbit\/s, 3 dropped, queued 300 KB in its socket\n$/);
+      } else {
+        expect(JSON.parse(lines.at(-1)!).perViewer).toEqual([
+          { id: 2, name: '127.0.0.1:50000', wire: 'tutorial', sent: 40, dropped: 4, queuedBytes: 300 * 1024, frames: 30, mbps: expect.any(Number), droppedNow: 3 },
+        ]);
+      }
+    }
+  });
+
   it('in JSON, sums up the run at the end', () => {
     const { lines, server, stats } = setup('json');
     server.viewerList.push(viewer(1, 'first', { sent: 3, dropped: 1 }));

@@ -1,12 +1,22 @@
 import { formatBytes, formatMbps } from './format';
 import type { NatsFigures } from './nats-publishing';
 import type { TcpViewer } from './tcp-viewer';
+import type { TutorialViewer } from './tutorial-viewer';
 
-/** What the stats read of a viewer. */
-export type ViewerFigures = Pick<
+/** What the stats read of a camstream receiver. */
+export type CamstreamViewerFigures = Pick<
   TcpViewer,
   'id' | 'name' | 'sent' | 'dropped' | 'bytesSent' | 'rung' | 'inFlightBytes' | 'inFlightFrames' | 'windowBytes' | 'capacityBytesPerSecond' | 'describeRung'
 >;
+
+/** What the stats read of a client of the tutorial's wire: no rungs, no window, no acks. */
+export type TutorialViewerFigures = Pick<TutorialViewer, 'wire' | 'id' | 'name' | 'sent' | 'dropped' | 'bytesSent' | 'queuedBytes'>;
+
+export type ViewerFigures = CamstreamViewerFigures | TutorialViewerFigures;
+
+function isTutorial(viewer: ViewerFigures): viewer is TutorialViewerFigures {
+  return 'wire' in viewer && viewer.wire === 'tutorial';
+}
 
 interface Counted {
   sent: number;
@@ -109,10 +119,12 @@ export class SenderStats {
       const drops = viewers.reduce((sum, v) => sum + v.dropped, 0);
       const lines = [
         `sending ${figures.fps.toFixed(1)} fps, encode ${figures.encodeMs.toFixed(2)} ms, ${figures.viewers} viewer(s), ${figures.mbps.toFixed(2)} Mbit/s in all, ${drops} frames dropped\n`,
-        ...perViewer.map(
-          (p) =>
-            `sending to #${p.viewer.id} (${p.viewer.name}) on ${p.viewer.describeRung(p.viewer.rung)}: ${p.frames} frames, ${p.mbps.toFixed(2)} Mbit/s, ${p.dropped} dropped, ` +
-            `in flight ${formatBytes(p.viewer.inFlightBytes)} of ${formatBytes(p.viewer.windowBytes)}, link ${p.viewer.capacityBytesPerSecond === undefined ? 'not measured yet' : formatMbps(p.viewer.capacityBytesPerSecond)}\n`,
+        ...perViewer.map(({ viewer, frames, mbps, dropped }) =>
+          isTutorial(viewer)
+            ? `sending to #${viewer.id} (${viewer.name}) on the tutorial wire: ${frames} frames, ${mbps.toFixed(2)} Mbit/s, ${dropped} dropped, ` +
+              `queued ${formatBytes(viewer.queuedBytes)} in its socket\n`
+            : `sending to #${viewer.id} (${viewer.name}) on ${viewer.describeRung(viewer.rung)}: ${frames} frames, ${mbps.toFixed(2)} Mbit/s, ${dropped} dropped, ` +
+              `in flight ${formatBytes(viewer.inFlightBytes)} of ${formatBytes(viewer.windowBytes)}, link ${viewer.capacityBytesPerSecond === undefined ? 'not measured yet' : formatMbps(viewer.capacityBytesPerSecond)}\n`,
         ),
       ];
       if (nats) {
@@ -164,6 +176,7 @@ export class SenderStats {
 }
 
 function viewerJson(v: ViewerFigures) {
+  if (isTutorial(v)) return { id: v.id, name: v.name, wire: v.wire, sent: v.sent, dropped: v.dropped, queuedBytes: v.queuedBytes };
   const capacity = v.capacityBytesPerSecond;
   return {
     id: v.id,

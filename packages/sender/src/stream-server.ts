@@ -478,7 +478,7 @@ function quote(text: string): string {
   return clipped.replace(/[\u0000-\u001f\u007f-\u009f]/g, (c) => `\\x${c.charCodeAt(0).toString(16).padStart(2, '0')}`);
 }
 
-function describeListenError(err: NodeJS.ErrnoException, { host, port }: StreamServerOptions): string {
+export function describeListenError(err: NodeJS.ErrnoException, { host, port }: Pick<StreamServerOptions, 'host' | 'port'>): string {
   switch (err.code) {
     case 'EADDRINUSE':
       return `port ${port} on ${host} is already in use (is another sender running?)`;

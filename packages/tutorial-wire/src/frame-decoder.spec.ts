@@ -77,6 +77,22 @@ describe('TutorialFrameDecoder', () => {
     expect(copied?.toString('hex')).toBe((pickles[0] as Buffer).toString('hex'));
   });
 
+  it('copies a pickle that spans chunks into the buffer `allocate` gives, asked for once all its bytes are here', () => {
+    const asked: number[] = [];
+    const given = Buffer.alloc((pickles[0] as Buffer).length);
+    const decoder = new TutorialFrameDecoder({ allocate: (bytes) => (asked.push(bytes), given) });
+    const [first, second] = splitAt(framed(pickles[0] as Buffer), [20]);
+    expect(decoder.push(first as Buffer)).toEqual([]);
+    expect(asked).toEqual([]);
+    const [copied] = decoder.push(second as Buffer);
+    expect(asked).toEqual([(pickles[0] as Buffer).length]);
+    expect(copied).toBe(given);
+    expect(given.toString('hex')).toBe((pickles[0] as Buffer).toString('hex'));
+    // A pickle inside one chunk needs no buffer.
+    decoder.push(framed(pickles[1] as Buffer));
+    expect(asked).toHaveLength(1);
+  });
+
   it('hands over pickles that decode to the frames encoded', () => {
     const frames = [1, 2, 3].map((n) => ({ width: 8 * n, height: 6, data: Buffer.alloc(8 * n * 6 * 3, n) }));
     const wire = Buffer.concat(frames.flatMap((frame) => {

@@ -7,6 +7,12 @@ export interface TutorialFrameDecoderOptions {
    * length is above maxPickleLength(maxSize) is refused from that length, before it is buffered.
    */
   maxSize?: MaxSize;
+  /**
+   * Where a pickle that spans chunks is copied to: returns a Buffer of exactly `bytes` bytes that
+   * the caller owns from then on (e.g. from a pool it gives buffers back to). Called only once the
+   * pickle's length passed the limit and its bytes are all here. Default: a new Buffer.
+   */
+  allocate?: (bytes: number) => Buffer;
 }
 
 const TWO_POW_32 = 2 ** 32;
@@ -16,10 +22,12 @@ const TWO_POW_32 = 2 ** 32;
  * chunks in, get each frame's pickle bytes out (to hand to decodeArrayPickle).
  *
  * Bytes are kept as the list of chunks they arrived in. A pickle that lies inside one chunk is
- * returned as a view of it; one that spans chunks is copied exactly once into a Buffer of its own.
+ * returned as a view of it; one that spans chunks is copied exactly once into a Buffer of its own
+ * (from `allocate`, when given).
  */
 export class TutorialFrameDecoder {
   private readonly maxPickleLength: number;
+  private readonly allocate: (bytes: number) => Buffer;
   /** Chunks as they arrived; consumed ones are cleared and skipped by index (no shift()). */
   private readonly chunks: (Buffer | undefined)[] = [];
   private first = 0;
@@ -32,6 +40,7 @@ export class TutorialFrameDecoder {
 
   constructor(options: TutorialFrameDecoderOptions = {}) {
     this.maxPickleLength = limitsFor(options.maxSize).maxPickleLength;
+    this.allocate = options.allocate ?? ((bytes) => Buffer.allocUnsafe(bytes));
   }
 
   /**
@@ -132,7 +141,8 @@ export class TutorialFrameDecoder {
       this.advance(n);
       return chunk.subarray(start, start + n);
     }
-    const out = Buffer.allocUnsafe(n);
+    const out = this.allocate(n);
+    if (out.length !== n) throw new RangeError(`allocate(${n}) returned a buffer of ${out.length} bytes`);
     let written = 0;
     while (written < n) {
       const source = this.currentChunk();

@@ -5,7 +5,7 @@ import type { RecorderProcess } from '@camstream/opencv';
 import type { FrameHeader, StreamDescription } from '@camstream/protocol';
 import type { MosaicTile } from '../sinks/mosaic';
 import { localSinks } from '../sinks/local';
-import { formatStatsLine, ReceiverStats, type StatsSnapshot } from '../stats';
+import { formatStatsLine, type NotKnown, ReceiverStats, type StatsSnapshot } from '../stats';
 import { type CameraState, Liveness } from './liveness';
 
 export type CameraTransport = 'tcp' | 'nats';
@@ -37,6 +37,8 @@ export interface HubCameraOptions {
   transport: CameraTransport;
   /** Where it comes from, for the window's title. */
   from: string;
+  /** Figures its wire cannot give (the tutorial's: TUTORIAL_WIRE_NOT_KNOWN), shown as n/a. */
+  notKnown?: NotKnown;
   /** Show it in a window of its own (one camera, a display). */
   window: boolean;
   /** Record it to this file (already named for this camera). */
@@ -58,7 +60,7 @@ export interface HubCameraOptions {
  * into `openSinks` and `lastingSinks`.
  */
 export class HubCamera {
-  readonly stats = new ReceiverStats();
+  readonly stats: ReceiverStats;
   readonly liveness = new Liveness();
   readonly name: string;
   readonly transport: CameraTransport;
@@ -75,6 +77,7 @@ export class HubCamera {
   private readonly recordings: ReturnType<typeof localSinks>;
 
   constructor(readonly options: HubCameraOptions) {
+    this.stats = new ReceiverStats(options.notKnown ? { notKnown: options.notKnown } : {});
     this.name = options.name;
     this.transport = options.transport;
     this.label = options.name;

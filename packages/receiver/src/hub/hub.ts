@@ -46,6 +46,12 @@ export async function runHub(run: HubRun): Promise<number> {
   const stoppedWith = (error?: Error) => stop.abort(error);
   const title = several ? `camstream: ${describeSources(options, selection)}` : `camstream from ${describeSources(options, selection)}`;
 
+  const tutorialWire = options.wire === 'tutorial';
+  const { TUTORIAL_WIRE_NOT_KNOWN } = await import('../stats');
+  if (tutorialWire) {
+    log(`wire: the tutorial's (a length and a pickle per frame); pickles are decoded strictly, never run. It carries no checksums, sequence numbers or capture times: latency, drops and gaps are n/a`);
+    if (process.env['CAMSTREAM_SECRET']) log('CAMSTREAM_SECRET is set but does not apply: the tutorial wire has no authentication');
+  }
   const cameraFor = (name: string, transport: 'tcp' | 'nats', from: string): HubCamera => {
     const known = cameras.get(name);
     if (known) return known;
@@ -53,6 +59,7 @@ export async function runHub(run: HubRun): Promise<number> {
       name,
       transport,
       from,
+      ...(tutorialWire && transport === 'tcp' ? { notKnown: TUTORIAL_WIRE_NOT_KNOWN } : {}),
       window: showWindow && !several,
       record: options.record && (several ? recordingFileFor(options.record, name) : options.record),
       recorderProcess: cameras.size === 0 ? recorderProcess : undefined,
@@ -88,7 +95,7 @@ export async function runHub(run: HubRun): Promise<number> {
     mosaic.setCaption(camera.name, {
       title: camera.label === camera.name ? camera.name : `${camera.name} - ${camera.label}`,
       figures: s
-        ? `${s.fps.toFixed(1)} fps  p99 ${s.latencyMs ? s.latencyMs.p99.toFixed(0) : '-'} ms  dropped ${s.senderDropped}  lost ${s.lostInTransport}  gaps ${s.gaps}  corrupt ${s.corrupt}${s.rung ? `  rung ${s.rung.index}` : ''}`
+        ? `${s.fps.toFixed(1)} fps  p99 ${s.notKnown?.latencyMs ? 'n/a' : s.latencyMs ? s.latencyMs.p99.toFixed(0) : '-'} ms  dropped ${s.senderDropped ?? 'n/a'}  lost ${s.lostInTransport}  gaps ${s.gaps ?? 'n/a'}  corrupt ${s.corrupt}${s.rung ? `  rung ${s.rung.index}` : ''}`
         : '',
       alert: state === 'stopped' ? 'STOPPED' : state === 'waiting' ? 'NO SIGNAL' : undefined,
     });
@@ -135,6 +142,7 @@ export async function runHub(run: HubRun): Promise<number> {
       showCaption(camera);
       runs.push(
         watchTcpCamera(camera, {
+          wire: options.wire,
           host: sender.host,
           port: sender.port,
           name: options.name,

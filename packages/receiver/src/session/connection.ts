@@ -201,7 +201,9 @@ export function runSession(options: SessionOptions, handlers: SessionHandlers): 
           // Framing that breaks before the first message: whatever answered is no camstream sender.
           if (!firstBytes || !(error instanceof ProtocolError) || !FRAMING_ERRORS.has(error.code)) throw error;
           const quoted = quotePrintably(firstBytes, bytesBeforeFirstMessage > firstBytes.length);
-          throw new NotASenderError(`the peer at ${options.host}:${options.port} is not a camstream sender: it sent ${quoted}`, error);
+          // An 8-byte length, then pickle's PROTO opcode (0x80): the tutorial's streamer.
+          const tutorial = firstBytes.length > 9 && firstBytes[8] === 0x80 ? " (that is the tutorial's pickle stream: connect with --wire tutorial)" : '';
+          throw new NotASenderError(`the peer at ${options.host}:${options.port} is not a camstream sender: it sent ${quoted}${tutorial}`, error);
         }
         if (!session.streaming && decoder.bufferedBytes > MAX_BYTES_BEFORE_HELLO) {
           throw new TooLargeError(`the sender sent more than ${MAX_BYTES_BEFORE_HELLO} bytes before its hello`);

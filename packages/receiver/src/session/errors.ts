@@ -20,6 +20,24 @@ export class RefusedError extends Error {
   }
 }
 
+/**
+ * The tutorial's streamer sent bytes camstream refuses (a pickle that is no numpy image, a length
+ * over the limit, a stream that ends inside a frame), or the peer does not speak that wire at all.
+ * Nothing in a refused pickle was run. `final`: retrying cannot fix it (the same streamer sends the
+ * same kind of pickle again); `corrupt`: the streamer's bytes were wrong (counted as corrupt).
+ */
+export class TutorialStreamError extends Error {
+  constructor(
+    message: string,
+    readonly code: string,
+    readonly final: boolean,
+    readonly corrupt: boolean,
+    options?: { cause?: unknown },
+  ) {
+    super(message, options);
+  }
+}
+
 /** Refusals from the sender that retrying cannot fix (PROTOCOL.md section 6). */
 const FINAL_REFUSALS = new Set(['ERR_AUTH', 'ERR_VERSION', 'ERR_STREAM_TOO_LARGE']);
 
@@ -29,6 +47,7 @@ const FINAL_REFUSALS = new Set(['ERR_AUTH', 'ERR_VERSION', 'ERR_STREAM_TOO_LARGE
  * whichever side found it.
  */
 export function isFinal(error: Error): boolean {
+  if (error instanceof TutorialStreamError) return error.final;
   if (error instanceof RefusedError) return FINAL_REFUSALS.has(error.code);
   if (error instanceof SessionError) return error.final;
   return error instanceof ProtocolError && error.code === 'ERR_VERSION';
@@ -39,6 +58,7 @@ export function isFinal(error: Error): boolean {
  * sender's conduct in the handshake, or a peer that is no camstream sender at all.
  */
 export function isCorruptBytes(error: Error): boolean {
+  if (error instanceof TutorialStreamError) return error.corrupt;
   if (error instanceof NotASenderError) return false;
   if (error instanceof ProtocolError) return error.code !== 'ERR_VERSION';
   return error instanceof SessionError && (error.code === 'ERR_STREAM_MISMATCH' || error.code === 'ERR_OUT_OF_ORDER');

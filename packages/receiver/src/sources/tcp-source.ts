@@ -3,6 +3,8 @@ import type { HubCamera } from '../hub/hub-camera';
 import { receive, type ReceiverOptions, type ReceiverResult } from '../receiver';
 
 export interface TcpCameraOptions {
+  /** camstream, or the tutorial's pickles (see ReceiverOptions.wire). */
+  wire: 'camstream' | 'tutorial';
   host: string;
   port: number;
   /** This receiver's name, told to the sender. */
@@ -21,6 +23,7 @@ export interface TcpCameraOptions {
  */
 export function watchTcpCamera(camera: HubCamera, options: TcpCameraOptions): Promise<ReceiverResult> {
   return receive({
+    wire: options.wire,
     host: options.host,
     port: options.port,
     name: options.name,
