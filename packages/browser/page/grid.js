@@ -127,16 +127,18 @@ class Tile {
 
   /** @param {Extract<FromReceiver, { type: 'frame' }>} message */
   draw(message) {
-    const { header, bitmap } = message;
+    const { header, picture } = message;
+    // An ImageBitmap (JPEG) or a VideoFrame (H.264, WebCodecs): only the latter has display sizes.
+    const pictureSize = 'displayWidth' in picture ? { width: picture.displayWidth, height: picture.displayHeight } : picture;
     // The stream's own size; lower rungs are scaled up to it.
     const stream = this.entry?.server.frame;
-    const size = header.rung === 0 ? bitmap : stream ?? bitmap;
+    const size = header.rung === 0 ? pictureSize : stream ?? pictureSize;
     if (this.canvas.width !== size.width || this.canvas.height !== size.height) {
       this.canvas.width = size.width;
       this.canvas.height = size.height;
     }
-    this.context.drawImage(bitmap, 0, 0, this.canvas.width, this.canvas.height);
-    bitmap.close();
+    this.context.drawImage(picture, 0, 0, this.canvas.width, this.canvas.height);
+    picture.close();
     this.tell({ type: 'drawn', seq: header.seq });
     this.shown++;
     this.lastShownAt = performance.now();
