@@ -166,7 +166,7 @@ describeWithBrowser('the page in headless Chromium', () => {
       expect(p99).toBeLessThanOrEqual(Date.now() - feeder!.since);
       expect(await page.locator('#tab-rung').textContent()).toBe('0 (full quality)');
       expect(await page.locator('#tab-server-skipped').textContent()).toBe('0');
-      expect(await page.locator('#tab-transport').textContent()).toBe('WebSocket');
+      expect(await page.locator('#tab-transport').textContent()).toMatch(/^WebSocket, .*\(now JPEG\)$/); // the stream is JPEG, whatever this browser can decode
       // The latencies behind the figures are real measurements of frames drawn.
       const samples = await inPage<number[]>(page, 'window.camstreamViewer.latenciesSince(5000)');
       expect(samples.length).toBeGreaterThan(5);
@@ -199,8 +199,9 @@ describeWithBrowser('the page in headless Chromium', () => {
       const before = server.clientCount;
       const pages = [await openPage(context, server), await openPage(context, server)];
       await Promise.all(pages.map(waitForLiveVideo));
-      // Each page holds two connections: the WebSocket and the event stream.
-      await waitFor(() => server.clientCount === before + 4, 'four connections');
+      // Each page holds two connections: the WebSocket and the event stream. An event stream that
+      // failed to open on a loaded machine is retried by the browser after about 3-5 s.
+      await waitFor(() => server.clientCount === before + 4, 'four connections', 15_000);
       const firsts = await Promise.all(pages.map((page) => shownFrame(page, codec)));
       await Promise.all(pages.map((page, i) => waitForNewerFrame(page, firsts[i]!.seq)));
       const seconds = await Promise.all(pages.map((page) => shownFrame(page, codec)));
