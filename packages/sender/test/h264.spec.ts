@@ -83,9 +83,11 @@ describe('an h264 stream', () => {
   });
 
   it('makes a slow receiver skip to keyframes, with exactly the drops declared, and never sends it a frame it cannot decode', async () => {
-    const frames = 90;
+    // 5 s of stream. A keyframe every half second; the receiver acknowledges each frame 120 ms after
+    // the one before. The first window (before any measurement) lets about a second of frames in;
+    // their acks take about 3 s, and from then on the slow receiver must skip to keyframes.
+    const frames = 150;
     const camera = new FakeCamera({ width: WIDTH, height: HEIGHT, fps: 30, frames });
-    // A keyframe every half second; the receiver acknowledges each frame 120 ms after the one before.
     await using sender = await startSender(camera, 'h264', { bitrate: BITRATE, h264: { keyframeIntervalSeconds: 0.5 }, server: { adapt: false } });
     const slow = await TestReceiver.connect({ port: sender.server.port, name: 'slow', ackDelayMs: 120 });
     await slow.until(() => slow.stream !== undefined, 'the stream');
@@ -96,6 +98,8 @@ describe('an h264 stream', () => {
     const got = slow.frames;
     expect(got.length).toBeLessThan(frames);
     expect(got.at(-1)!.header.dropped).toBeGreaterThan(0);
+    // Every frame not received was declared, or came after the last one sent (waiting for a keyframe when the source ended).
+    expect(got.at(-1)!.header.dropped + (frames - 1 - got.at(-1)!.header.seq)).toBe(frames - got.length);
     expectDropsDeclaredAtKeyframes(got);
     expect(await decodeAll(got)).toEqual(got.map((f) => f.header.seq));
     await slow.leave();
