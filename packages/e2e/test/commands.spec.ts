@@ -109,9 +109,9 @@ it('--help answers from the bundle alone: no OpenCV, no libjpeg-turbo, no networ
 
 describe('clear errors, non-zero exit, nothing left running', () => {
   it('names a bad option', async () => {
-    await using sender = startApp('sender', ['--codec', 'h264'], { env: headless });
+    await using sender = startApp('sender', ['--codec', 'h265'], { env: headless });
     expect((await sender.waitForExit(20_000)).code).toBe(2);
-    expect(sender.stderrLines.join('\n')).toMatch(/--codec "h264"/);
+    expect(sender.stderrLines.join('\n')).toMatch(/--codec "h265"/);
   });
 
   it('says the port is in use', async () => {
