@@ -1,4 +1,5 @@
-export { StreamServer, ListenError, type StreamServerOptions } from './stream-server';
+export { StreamServer, type StreamServerOptions } from './stream-server';
+export { ListenError } from './listening';
 export { Broadcast, type BroadcastOptions, type BroadcastResult, type ImageOutlet } from './broadcast';
 export { OutgoingFrame } from './outgoing-frame';
 export { TcpViewer, type TcpViewerOptions } from './tcp-viewer';

@@ -12,6 +12,7 @@ import {
   type SenderSessionEvent,
 } from '@camstream/protocol';
 import type { Broadcast } from './broadcast';
+import { addressOf, listenOn, portOf } from './listening';
 import { PendingHandshakes } from './pending-handshakes';
 import { RefusalLog } from './refusal-log';
 import { formatMbps } from './format';
@@ -63,8 +64,6 @@ const DEFAULT_MAX_PENDING_PER_ADDRESS = 64;
 const DEFAULT_MAX_PENDING_HANDSHAKES = 128;
 /** How much of what a peer says about itself (an error's reason) goes into a log line. */
 const MAX_QUOTED_CHARS = 200;
-
-export class ListenError extends Error {}
 
 /** One accepted TCP connection, from accept to close; it becomes a viewer once its handshake finished. */
 class Connection {
@@ -142,23 +141,15 @@ export class StreamServer {
   static listen(options: StreamServerOptions): Promise<StreamServer> {
     // No handshakeTimeout for TLS: the sender's own deadline, from accept on, covers TLS too.
     const server = options.tls ? tls.createServer({ cert: options.tls.cert, key: options.tls.key, minVersion: 'TLSv1.2' }) : net.createServer();
-    return new Promise((resolve, reject) => {
-      server.once('error', (err: NodeJS.ErrnoException) => reject(new ListenError(describeListenError(err, options), { cause: err })));
-      server.listen({ host: options.host, port: options.port, backlog: 64 }, () => {
-        server.removeAllListeners('error');
-        server.on('error', (err) => options.log?.(`server error: ${err.message}`));
-        resolve(new StreamServer(server, options));
-      });
-    });
+    return listenOn(server, options).then(() => new StreamServer(server, options));
   }
 
   get port(): number {
-    return (this.server.address() as net.AddressInfo).port;
+    return portOf(this.server);
   }
 
   get address(): string {
-    const a = this.server.address() as net.AddressInfo;
-    return a.family === 'IPv6' ? `[${a.address}]:${a.port}` : `${a.address}:${a.port}`;
+    return addressOf(this.server);
   }
 
   get viewerList(): TcpViewer[] {
@@ -476,19 +467,4 @@ function describePeer(socket: Socket): string {
 function quote(text: string): string {
   const clipped = text.length > MAX_QUOTED_CHARS ? `${text.slice(0, MAX_QUOTED_CHARS - 3)}...` : text;
   return clipped.replace(/[\u0000-\u001f\u007f-\u009f]/g, (c) => `\\x${c.charCodeAt(0).toString(16).padStart(2, '0')}`);
-}
-
-export function describeListenError(err: NodeJS.ErrnoException, { host, port }: Pick<StreamServerOptions, 'host' | 'port'>): string {
-  switch (err.code) {
-    case 'EADDRINUSE':
-      return `port ${port} on ${host} is already in use (is another sender running?)`;
-    case 'EACCES':
-      return `not allowed to listen on ${host}:${port} (ports below 1024 need privileges)`;
-    case 'EADDRNOTAVAIL':
-      return `${host} is not an address of this machine`;
-    case 'ENOTFOUND':
-      return `cannot resolve host ${host}`;
-    default:
-      return `cannot listen on ${host}:${port}: ${err.message}`;
-  }
 }

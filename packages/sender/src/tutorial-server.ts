@@ -1,7 +1,7 @@
 import net from 'node:net';
 import type { Broadcast } from './broadcast';
 import { RefusalLog } from './refusal-log';
-import { describeListenError, ListenError } from './stream-server';
+import { addressOf, listenOn, portOf } from './listening';
 import { TutorialViewer } from './tutorial-viewer';
 
 export interface TutorialServerOptions {
@@ -53,23 +53,15 @@ export class TutorialServer {
 
   static listen(options: TutorialServerOptions): Promise<TutorialServer> {
     const server = net.createServer();
-    return new Promise((resolve, reject) => {
-      server.once('error', (err: NodeJS.ErrnoException) => reject(new ListenError(describeListenError(err, options), { cause: err })));
-      server.listen({ host: options.host, port: options.port, backlog: 64 }, () => {
-        server.removeAllListeners('error');
-        server.on('error', (err) => options.log?.(`server error: ${err.message}`));
-        resolve(new TutorialServer(server, options));
-      });
-    });
+    return listenOn(server, options).then(() => new TutorialServer(server, options));
   }
 
   get port(): number {
-    return (this.server.address() as net.AddressInfo).port;
+    return portOf(this.server);
   }
 
   get address(): string {
-    const a = this.server.address() as net.AddressInfo;
-    return a.family === 'IPv6' ? `[${a.address}]:${a.port}` : `${a.address}:${a.port}`;
+    return addressOf(this.server);
   }
 
   get viewerList(): TutorialViewer[] {
