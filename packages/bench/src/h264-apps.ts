@@ -29,7 +29,6 @@ import { H264Decoder, H264Encoder } from '@camstream/ffmpeg';
 import { startApp, startProcess, stopAllProcesses, workspaceRoot, type AppProcess } from '@camstream/testkit';
 import { CLIP_FRAMES, sharedDir } from './frames';
 import { waitForQuiet } from './machine-load';
-import { percentile } from './percentile';
 import { coresBetween, sampleTree } from './process-cpu';
 
 const WIDTH = 1280;
@@ -77,6 +76,8 @@ interface WindowFigures {
   skipped: number;
   /** Seconds spent on each rung (by the rung of each second's last frame). */
   rungs: Record<string, number>;
+  /** Each second: "rung:p99" (to see whether the worst seconds follow rung changes). */
+  perSecond: string[];
 }
 
 interface LoopbackRun {
@@ -88,6 +89,8 @@ interface LoopbackRun {
   backgroundPercent: number | undefined;
   window: WindowFigures;
   senderCores: number;
+  /** The sender's node process alone (the rest: its ffmpeg encoders). */
+  senderNodeCores: number;
   senderProcesses: string[];
   senderEncodeMs: number;
   joiner: {
@@ -113,11 +116,20 @@ interface SsimRow {
   setting: string;
   mbits: number;
   ssim: number;
+  /** The encoder bench's encode and decode latency of one frame, "p50 / p99" ms. */
+  encodeMs: string;
+  decodeMs: string;
 }
 
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 const load1 = () => Math.round(loadavg()[0]! * 100) / 100;
-const median = (values: number[]) => percentile(values, 50);
+/** The middle value, or the mean of the two middle ones (of 2 runs: their mean). */
+function median(values: number[]): number {
+  if (values.length === 0) return NaN;
+  const sorted = [...values].sort((a, b) => a - b);
+  const middle = sorted.length / 2;
+  return Number.isInteger(middle) ? (sorted[middle - 1]! + sorted[middle]!) / 2 : sorted[Math.floor(middle)]!;
+}
 const round = (x: number, digits = 1) => Math.round(x * 10 ** digits) / 10 ** digits;
 
 async function main(): Promise<void> {
@@ -357,6 +369,7 @@ async function loopbackCell(
       backgroundPercent,
       window: windowFigures(intervals, windowStart, windowEnd),
       senderCores: round(coresBetween(before, after), 3),
+      senderNodeCores: round(coresBetween(before, after, (pid) => pid === sender.pid), 3),
       senderProcesses: after.names,
       senderEncodeMs: senderEncodeMs(sender, windowStart, windowEnd),
       joiner: {
@@ -437,6 +450,7 @@ function windowFigures(all: Interval[], startMs: number, endMs: number, partial 
     droppedBySender: last ? last.senderDropped - (previous?.senderDropped ?? 0) : 0,
     skipped: last ? last.skipped - (previous?.skipped ?? 0) : 0,
     rungs,
+    perSecond: lines.map((i) => `${i.rung?.index ?? '-'}:${i.latencyMs ? Math.round(i.latencyMs.p99) : '-'}`),
   };
 }
 
@@ -466,7 +480,7 @@ function encoderBenchSsim(shared: string): SsimRow[] {
     const cells = line.split('|').map((cell) => cell.trim());
     const source = cells[1];
     if (source !== 'test pattern' && source !== 'synthetic clip') continue;
-    rows.push({ source, setting: cells[2]!, mbits: Number(cells[3]), ssim: Number(cells[5]) });
+    rows.push({ source, setting: cells[2]!, mbits: Number(cells[3]), ssim: Number(cells[5]), encodeMs: cells[6]!, decodeMs: cells[7]! });
   }
   if (rows.length !== 4) throw new Error(`the encoder bench printed ${rows.length} rows, expected 4:\n${output}`);
   return rows;
@@ -511,7 +525,7 @@ function report(loopback: LoopbackRun[], slowLink: SlowLinkRun[], ssim: SsimRow[
     );
     const cores = median(h264.map((r) => r.senderCores));
     lines.push(
-      `| ${source} | sender CPU, one H.264 stream <= ${TARGETS.senderCores} core (node + ffmpeg, /proc) | ${list(h264.map((r) => r.senderCores))} cores (JPEG q80: ${list(jpeg.map((r) => r.senderCores))}); sender encode ${list(h264.map((r) => r.senderEncodeMs))} ms | ${round(cores, 3)} | ${met(cores <= TARGETS.senderCores)} | ${loads(h264)} |`,
+      `| ${source} | sender CPU, one H.264 stream <= ${TARGETS.senderCores} core (node + ffmpeg, /proc) | ${list(h264.map((r) => r.senderCores))} cores, of which node ${list(h264.map((r) => r.senderNodeCores))} (JPEG q80: ${list(jpeg.map((r) => r.senderCores))}); sender encode ${list(h264.map((r) => r.senderEncodeMs))} ms | ${round(cores, 3)} | ${met(cores <= TARGETS.senderCores)} | ${loads(h264)} |`,
     );
     const first = h264.map((r) => r.joiner.firstPictureMs);
     const known = first.filter((v): v is number => v !== undefined);
@@ -542,10 +556,18 @@ function report(loopback: LoopbackRun[], slowLink: SlowLinkRun[], ssim: SsimRow[
       `At load ${startup.load1}: \`ffmpeg -version\` alone ${list(startup.ffmpegVersionMs, ' ms')}; a new H264Decoder to its first 720p keyframe's picture ${list(startup.newDecoderFirstPictureMs, ' ms')}; ` +
       `the same decoder's next keyframe ${list(startup.nextKeyframeMs, ' ms')}.`,
   );
+  const encoderRows = ssim.filter((row) => row.setting === H264_BENCH_SETTING);
+  if (encoderRows.length > 0) {
+    lines.push(
+      '',
+      `Where the latency goes (H.264): the sender's encode (capture to access unit, its stats lines' mean) is in the table above; the encoder bench, at load ${ssimLoad ?? '?'}, ` +
+        `frame by frame at 30 fps: ${encoderRows.map((row) => `${row.source}: x264 encode p50/p99 ${row.encodeMs} ms, ffmpeg decode ${row.decodeMs} ms`).join('; ')}.`,
+    );
+  }
   if (slowLink.length > 0) {
     lines.push('', 'Slow link, whole runs:', '');
     for (const r of slowLink) {
-      lines.push(`- run ${r.run}: ${r.whole.seconds} s, ${r.whole.decodedFps} fps, ${r.whole.mbps} Mbit/s, ${r.whole.droppedBySender} dropped by sender, rungs (s) ${JSON.stringify(r.whole.rungs)}; last 10 s: ${r.lastSeconds.decodedFps} fps, p50 ${r.lastSeconds.p50} / p99 ${r.lastSeconds.p99} ms (load ${r.load1.start}/${r.load1.end})`);
+      lines.push(`- run ${r.run}: ${r.whole.seconds} s, ${r.whole.decodedFps} fps, ${r.whole.mbps} Mbit/s, ${r.whole.droppedBySender} dropped by sender, rungs (s) ${JSON.stringify(r.whole.rungs)}; last 10 s: ${r.lastSeconds.decodedFps} fps, p50 ${r.lastSeconds.p50} / p99 ${r.lastSeconds.p99} ms (load ${r.load1.start}/${r.load1.end}); each second rung:p99 ${r.whole.perSecond.join(' ')}`);
     }
   }
   lines.push('');

@@ -69,14 +69,17 @@ export function sampleTree(rootPid: number): TreeSample {
  * Cores a process tree used between two samples (1 = one core busy all the time): the growth of
  * every member alive at the end (all of a member started since), plus what members reaped in
  * between (cutime of the tree: an ffmpeg encoder that ended) minus what those had used before.
+ * `only`: count these members alone (e.g. the root without its children).
  */
-export function coresBetween(before: TreeSample, after: TreeSample): number {
+export function coresBetween(before: TreeSample, after: TreeSample, only?: (pid: number) => boolean): number {
   let ticks = 0;
   for (const [pid, times] of after.members) {
+    if (only && !only(pid)) continue;
     const earlier = before.members.get(pid);
     ticks += times.own - (earlier?.own ?? 0) + times.reaped - (earlier?.reaped ?? 0);
   }
   for (const [pid, times] of before.members) {
+    if (only && !only(pid)) continue;
     // Gone by the end: its whole life is in its parent's cutime above; take off the part before.
     if (!after.members.has(pid)) ticks -= times.own;
   }
