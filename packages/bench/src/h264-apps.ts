@@ -518,8 +518,8 @@ function report(loopback: LoopbackRun[], slowLink: SlowLinkRun[], ssim: SsimRow[
         `| ${source} | H.264 mean SSIM >= JPEG q80's (encoder bench, ${H264_BENCH_SETTING}) | H.264 ${ssimH264.ssim} (${ssimH264.mbits} Mbit/s); JPEG ${ssimJpeg.ssim} (${ssimJpeg.mbits} Mbit/s) | ${round(ssimH264.ssim - ssimJpeg.ssim, 4)} | ${met(ssimH264.ssim >= ssimJpeg.ssim)} | ${ssimLoad ?? '?'} |`,
       );
     }
-    const p50 = median(h264.map((r) => r.window.p50));
-    const p99 = median(h264.map((r) => r.window.p99));
+    const p50 = round(median(h264.map((r) => r.window.p50)));
+    const p99 = round(median(h264.map((r) => r.window.p99)));
     lines.push(
       `| ${source} | H.264 latency p50 < ${TARGETS.p50Ms} ms, p99 < ${TARGETS.p99Ms} ms (capture to decoded) | p50 ${list(h264.map((r) => r.window.p50))} ms; p99 ${list(h264.map((r) => r.window.p99))} ms (seconds' median p99 ${list(h264.map((r) => r.window.p99Median))}); ${list(h264.map((r) => r.window.decodedFps))} fps decoded | p50 ${p50} / p99 ${p99} ms | ${met(p50 < TARGETS.p50Ms && p99 < TARGETS.p99Ms)} | ${loads(h264)} |`,
     );
@@ -529,13 +529,13 @@ function report(loopback: LoopbackRun[], slowLink: SlowLinkRun[], ssim: SsimRow[
     );
     const first = h264.map((r) => r.joiner.firstPictureMs);
     const known = first.filter((v): v is number => v !== undefined);
-    const firstMedian = known.length === first.length ? median(known) : NaN;
+    const firstMedian = known.length === first.length ? round(median(known), 0) : NaN;
     lines.push(
       `| ${source} | late joiner (joins after ${settings.joinAfterS} s): connect to first decoded picture <= ${TARGETS.firstPictureMs} ms | ${list(first, ' ms')} (after its handshake ${list(h264.map((r) => r.joiner.handshakeToFirstPictureMs), ' ms')}; process start to first picture ${list(h264.map((r) => r.joiner.spawnToFirstPictureMs), ' ms')}; JPEG ${list(jpeg.map((r) => r.joiner.firstPictureMs), ' ms')}) | ${Number.isNaN(firstMedian) ? 'n/a' : `${firstMedian} ms`} | ${met(firstMedian <= TARGETS.firstPictureMs)} | ${loads(h264)} |`,
     );
   }
   if (slowLink.length > 0) {
-    const p99 = median(slowLink.map((r) => r.lastSeconds.p99));
+    const p99 = round(median(slowLink.map((r) => r.lastSeconds.p99)));
     const describe = (w: WindowFigures) => `${w.decodedFps} fps, ${w.mbps} Mbit/s, p50 ${w.p50} / p99 ${w.p99} ms, ${w.droppedBySender} dropped by sender, ${w.skipped} skipped, rungs (s) ${JSON.stringify(w.rungs)}`;
     lines.push(
       `| synthetic clip | through a link at ${round(TARGETS.slowLinkShare * 100, 0)} % of the H.264 bitrate (${slowLink[0]!.rateKbit} kbit/s, 20 ms RTT): p99 <= ${TARGETS.slowLinkP99Ms} ms over the last 10 s | ${slowLink.map((r) => describe(r.lastSeconds)).join('; ')} | p99 ${p99} ms | ${met(p99 <= TARGETS.slowLinkP99Ms)} | ${loads(slowLink)} |`,
