@@ -7,6 +7,8 @@
  * whole BGR picture back), p50/p99 after the first frame; and the encoder's CPU: user + system
  * time of its ffmpeg process per second of video. Frames are paced at 30 fps like a camera, each
  * encoded then decoded at once. Then what a keyframe on request costs (requestKeyframe).
+ * H264_BENCH_ONLY="ultrafast 4 Mbit/s" (names separated by ";") runs only those settings beside
+ * JPEG, without the keyframe requests (packages/bench/src/h264-apps.ts reads its SSIM so).
  */
 import { execFileSync } from 'node:child_process';
 import { existsSync, mkdirSync, readFileSync, statSync } from 'node:fs';
@@ -30,7 +32,7 @@ interface Setting {
   options: Partial<H264EncoderOptions>;
 }
 
-const SETTINGS: Setting[] = [
+const ALL_SETTINGS: Setting[] = [
   { name: 'ultrafast crf 23', options: { x264Preset: 'ultrafast', crf: 23 } },
   { name: 'ultrafast crf 21', options: { x264Preset: 'ultrafast', crf: 21 } },
   { name: 'ultrafast crf 19', options: { x264Preset: 'ultrafast', crf: 19 } },
@@ -39,6 +41,12 @@ const SETTINGS: Setting[] = [
   { name: 'superfast crf 21', options: { x264Preset: 'superfast', crf: 21 } },
   { name: 'veryfast crf 21', options: { x264Preset: 'veryfast', crf: 21 } },
 ];
+
+const ONLY = process.env['H264_BENCH_ONLY']?.split(';').map((name) => name.trim());
+const SETTINGS = ONLY ? ALL_SETTINGS.filter((setting) => ONLY.includes(setting.name)) : ALL_SETTINGS;
+if (ONLY && SETTINGS.length !== ONLY.length) {
+  throw new Error(`H264_BENCH_ONLY=${JSON.stringify(process.env['H264_BENCH_ONLY'])}: expected names among ${ALL_SETTINGS.map((setting) => JSON.stringify(setting.name)).join(', ')}`);
+}
 
 const percentile = (values: number[], p: number) => {
   const sorted = [...values].sort((a, b) => a - b);
@@ -247,6 +255,7 @@ async function main(): Promise<void> {
   }
   console.log(`${WIDTH}x${HEIGHT} at ${FPS} fps, ${FRAMES} frames per row`);
   for (const line of table) console.log(`| ${line.join(' | ')} |`);
+  if (ONLY) return;
   const clip = sources[1]![1];
   console.log(await keyframeRequestCost(clip, true));
   console.log(await keyframeRequestCost(clip, false));

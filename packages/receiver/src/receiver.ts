@@ -123,6 +123,7 @@ export async function receive(options: ReceiverOptions): Promise<ReceiverResult>
     let connected: () => void = () => undefined;
     const connectOnce = (onConnected: () => void): Promise<SessionEnd> => {
       connected = onConnected;
+      stats.connecting((ms) => log(`first picture ${Math.round(ms)} ms after connecting`));
       if (options.wire === 'tutorial') {
         return runTutorialSession(
           {

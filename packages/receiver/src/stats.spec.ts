@@ -25,6 +25,23 @@ describe('ReceiverStats', () => {
     expect(interval.shownFps).toBe(interval.fps);
   });
 
+  it('reports once per connection attempt how long after it the first frame was decoded', () => {
+    const stats = new ReceiverStats();
+    const reports: number[] = [];
+    stats.frameDecoded(2); // before any attempt: nothing to report
+    stats.connecting((ms) => reports.push(ms));
+    stats.frameReceived(frame());
+    expect(reports).toEqual([]); // received is not yet a picture
+    stats.frameDecoded(2);
+    stats.frameDecoded(2);
+    expect(reports).toHaveLength(1);
+    expect(reports[0]).toBeGreaterThanOrEqual(0);
+    stats.connecting((ms) => reports.push(-ms)); // a reconnection reports again
+    stats.frameDecoded(2);
+    expect(reports).toHaveLength(2);
+    expect(reports[1]).toBeLessThanOrEqual(0);
+  });
+
   it('sums the drops the sender declared and the gaps it did not, over every connection', () => {
     const stats = new ReceiverStats();
     stats.frameReceived(frame(0, 0, 0));

@@ -123,6 +123,8 @@ export class ReceiverStats {
   private readonly notKnown: NotKnown | undefined;
   private transport: TransportTotals | undefined;
   private transportFramesAtInterval = 0;
+  /** The connection attempt waiting for its first decoded frame, if any (connecting()). */
+  private firstPicture: { since: number; report: (ms: number) => void } | undefined;
   /** Capture to decoded image, in seconds, since the start (for /metrics). */
   readonly latency = new Histogram(LATENCY_BUCKETS_SECONDS);
 
@@ -153,8 +155,22 @@ export class ReceiverStats {
     if (rung > 0) this.lowerRungTotal++;
   }
 
+  /**
+   * A connection attempt starts now: the next decoded frame calls `report` once, with the
+   * milliseconds since this call (what a viewer waits for a picture: connecting, handshake, the
+   * decoder's start-up and, for H.264, the keyframe it starts at).
+   */
+  connecting(report: (ms: number) => void): void {
+    this.firstPicture = { since: performance.now(), report };
+  }
+
   frameDecoded(latencyMs: number): void {
     this.decodedTotal++;
+    const firstPicture = this.firstPicture;
+    if (firstPicture) {
+      this.firstPicture = undefined;
+      firstPicture.report(performance.now() - firstPicture.since);
+    }
     this.interval.decoded++;
     // A wire without capture times stamps frames when they arrive: that is no latency.
     if (this.notKnown?.latencyMs) return;

@@ -181,6 +181,20 @@ describe('receive()', () => {
     expect(stats.summary().frames).toBe(1);
   });
 
+  it('logs, once per connection, how long after connecting its first picture was decoded', async () => {
+    await using sender = await TestSender.start({ stream: { width: 64, height: 48, fps: 30, pixelFormat: 'bgr24', encoding: 'jpeg', quality: 80 } });
+    const sink = new RecordingSink();
+    const { log, result } = startReceiving(sender.port, sink, { maxFrames: 2 });
+    const connection = await sender.connection(1);
+    await connection.joined;
+    expect(log.filter((line) => line.startsWith('first picture'))).toEqual([]);
+    await sendPicture(connection, 0, 'jpeg', 64, 48);
+    await sink.until(1);
+    await sendPicture(connection, 1, 'jpeg', 64, 48);
+    expect(await result).toEqual({ outcome: 'frames-reached' });
+    expect(log.filter((line) => line.startsWith('first picture'))).toEqual([expect.stringMatching(/^first picture \d+ ms after connecting$/)]);
+  });
+
   it('fails the run when a sink cannot be opened', async () => {
     await using sender = await TestSender.start({ stream: rawStream(8, 4) });
     const broken = new Error('cannot open out.avi');
