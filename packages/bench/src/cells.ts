@@ -68,6 +68,8 @@ export interface CellResult {
    * included) minus our processes', in percent of one core. Above a few % the cell was disturbed.
    */
   othersCpuPercent?: number;
+  /** Raw cells: what loopback TCP carried (iperf3) just before the cell, bytes per second. */
+  loopbackBytesPerSecond?: number;
   sender: SenderFigures;
   receivers: ReceiverFigures[];
 }
