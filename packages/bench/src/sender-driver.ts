@@ -97,7 +97,8 @@ async function main(): Promise<void> {
           windowBytes: v.windowBytes,
           inFlightBytes: v.inFlightBytes,
           inFlightFrames: v.inFlightFrames,
-          capacityBytesPerSecond: v.capacityBytesPerSecond ?? null,
+          // JSON has no Infinity: -1 = faster than arrival spans measure; null = not measured yet.
+          capacityBytesPerSecond: v.capacityBytesPerSecond === undefined ? null : Number.isFinite(v.capacityBytesPerSecond) ? Math.round(v.capacityBytesPerSecond) : -1,
         }));
         process.stdout.write(`VIEWERS ${JSON.stringify({ at: performance.timeOrigin + performance.now(), viewers })}\n`);
       }, 250)

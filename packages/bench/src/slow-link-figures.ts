@@ -33,6 +33,7 @@ export interface ViewerState {
   windowBytes: number;
   inFlightBytes: number;
   inFlightFrames: number;
+  /** null: not measured yet; -1: faster than arrival spans can measure (unbounded). */
   capacityBytesPerSecond: number | null;
 }
 
@@ -128,7 +129,8 @@ export function flowState(lines: readonly ViewerStatsLine[], viewerName: string,
     windowBytes: med(states.map((s) => s.windowBytes)),
     inFlightBytes: med(states.map((s) => s.inFlightBytes)),
     inFlightFrames: med(states.map((s) => s.inFlightFrames)),
-    capacityBytesPerSecond: med(states.map((s) => s.capacityBytesPerSecond ?? Infinity).filter(Number.isFinite)),
+    /** Of the samples with a finite capacity; NaN when there were none (unbounded or not measured). */
+    capacityBytesPerSecond: med(states.map((s) => s.capacityBytesPerSecond ?? -1).filter((c) => c >= 0)),
     rung: med(states.map((s) => s.rung)),
   };
 }

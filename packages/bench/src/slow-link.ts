@@ -388,6 +388,10 @@ function figuresOf(cell: CellRecord, lastS: number, direct: CellRecord | undefin
       add(`${base}: decoded fps`, fpsValue);
       if (use) add(`${base}: link use`, `${round(use.share * 100, 1)} %`);
     }
+    if (r.link !== 'direct' && flow.samples > 0) {
+      const capacity = Number.isFinite(flow.capacityBytesPerSecond) ? `${mbit(flow.capacityBytesPerSecond)} Mbit/s` : 'unbounded';
+      add(`${base}: sender's flow state (medians)`, `window ${round(flow.windowBytes / 1000, 1)} kB, in flight ${round(flow.inFlightBytes / 1000, 1)} kB (${flow.inFlightFrames} frames), capacity ${capacity}, rung ${flow.rung}`);
+    }
     if (r.result.gaps > 0 || r.result.corrupt > 0) add(`${who}undeclared gaps / corrupt`, `${r.result.gaps} / ${r.result.corrupt}`, '0', false);
   }
   return { figures, details };
