@@ -52,6 +52,9 @@ Options:
   --seconds S         length of each cell after the first frame (default 30)
   --last S            figures over the last S seconds (default 10)
   --drop-base X       the drop cell's normal rate, as a multiple of the bitrate (default 1.5)
+  --burst BYTES       the links' token-bucket depth (default: the proxy's, the larger of 16 KiB
+                      and 10 ms at the rate). A frame smaller than the burst that finds the link
+                      idle crosses it at loopback speed, so its arrival says nothing of the rate
   --quiet-below N     before each cell wait until the rest of the machine uses less than N % of one core (default 25)...
   --max-wait S        ...but at most S seconds (default 60; 0 = never wait)
   --out DIR           output directory (default <workspace>/bench-results)
@@ -151,13 +154,14 @@ interface Proxy {
   rateChanges: Array<{ at: number; line: string }>;
 }
 
-async function startProxy(targetPort: number, link: LinkSpec, bitrate: number): Promise<Proxy> {
+async function startProxy(targetPort: number, link: LinkSpec, bitrate: number, burstBytes: number | undefined): Promise<Proxy> {
   const bytesPerSecond = link.fraction === undefined ? Infinity : Math.round(bitrate * link.fraction);
   const args = [
     '--target', `127.0.0.1:${targetPort}`,
     '--rate', Number.isFinite(bytesPerSecond) ? `${bytesPerSecond}B` : 'unlimited',
     '--delay', String(ONE_WAY_DELAY_MS),
     '--stats-json',
+    ...(burstBytes === undefined ? [] : ['--burst', String(burstBytes)]),
     ...(link.schedule ? ['--schedule', link.schedule(bitrate), '--schedule-from', 'first-connection'] : []),
   ];
   const child = startProcess(process.execPath, [path.join(workspaceRoot, 'packages/testkit/bin/chaos-proxy'), ...args], { name: 'chaos-proxy' });
@@ -226,6 +230,7 @@ interface Settings {
   maxWaitS: number;
   driver: DriverSettings;
   framesDir: string;
+  burstBytes: number | undefined;
 }
 
 async function settle(settings: Settings): Promise<number | undefined> {
@@ -248,7 +253,7 @@ async function runCell(spec: CellSpec, bitrate: number, settings: Settings): Pro
     const senderPort = Number(listening.slice(listening.lastIndexOf(':') + 1));
     const receivers: Array<{ spec: CellSpec['receivers'][number]; child: AppProcess; proxy?: Proxy; framesFile: string }> = [];
     for (const r of spec.receivers) {
-      const proxy = r.link ? await startProxy(senderPort, r.link, bitrate) : undefined;
+      const proxy = r.link ? await startProxy(senderPort, r.link, bitrate, settings.burstBytes) : undefined;
       if (proxy) children.push(proxy.process);
       const framesFile = path.join(settings.framesDir, `${spec.id}-${r.name}-${process.pid}.jsonl`);
       const child = startDriver(settings.driver, 'receiver-driver.ts', ['--port', String(proxy?.port ?? senderPort), '--name', r.name, '--frames-out', framesFile], `receiver-${r.name}`);
@@ -432,7 +437,7 @@ async function runTutorialCell(bitrate: number, settings: Settings, python: stri
     const streamer = startProcess(python, [path.join(shared, 'peers', 'seed_streamer.py'), '--port', String(port), '--width', String(WIDTH), '--height', String(HEIGHT), '--frames-file', clipFile], { name: 'seed_streamer' });
     children.push(streamer);
     await streamer.waitForLine(/LISTENING AT/, { timeoutMs: 60_000 });
-    const proxy = await startProxy(port, { fraction: 0.5 }, bitrate);
+    const proxy = await startProxy(port, { fraction: 0.5 }, bitrate, settings.burstBytes);
     children.push(proxy.process);
     const started = Date.now();
     const receiver = startProcess(python, [path.join(shared, 'peers', 'seed_receiver.py'), '--port', String(proxy.port), '--duration', String(settings.seconds - 5), '--expect', `${WIDTH}x${HEIGHT}`], { name: 'seed_receiver' });
@@ -488,6 +493,7 @@ async function main(): Promise<number> {
       seconds: { type: 'string', default: '30' },
       last: { type: 'string', default: '10' },
       'drop-base': { type: 'string', default: '1.5' },
+      burst: { type: 'string' },
       'quiet-below': { type: 'string', default: '25' },
       'max-wait': { type: 'string', default: '60' },
       out: { type: 'string' },
@@ -521,6 +527,7 @@ async function main(): Promise<number> {
     maxWaitS: number('max-wait', values['max-wait'], 0),
     driver: { workspaceRoot, env: {}, warmupS: 0, durationS: 0 },
     framesDir,
+    burstBytes: values.burst === undefined ? undefined : number('burst', values.burst, 1),
   };
   const started = new Date();
 
@@ -532,6 +539,61 @@ async function main(): Promise<number> {
   log(`stream bitrate (direct, last ${lastS} s, frame messages on the wire): ${mbit(bitrate)} Mbit/s, ${round(direct.sender.payloadBytesMean / 1000, 1)} kB per frame payload`);
 
   const cells: CellRecord[] = [direct];
+  /** Writes the table and files from the cells so far: after every cell, so that a run cut short keeps what it measured. */
+  const writeOutputs = (tutorial: TutorialRecord | undefined, quiet: boolean) => {
+    const figures: Figure[] = [
+      {
+        cell: 'direct',
+        figure: 'stream bitrate (frame messages, direct link)',
+        value: `${mbit(bitrate)} Mbit/s (${round(direct.sender.payloadBytesMean / 1000, 1)} kB per frame)`,
+        target: '-',
+        met: null,
+        conditions: conditionsText(direct.conditions),
+      },
+    ];
+    const details: Record<string, unknown> = {};
+    for (const cell of cells) {
+      const out = figuresOf(cell, lastS, direct);
+      figures.push(...out.figures);
+      details[cell.spec.id] = out.details;
+    }
+    if (tutorial) {
+      const ageS = tutorial.queuedBytesMedian / tutorial.linkBytesPerSecond;
+      figures.push(
+        {
+          cell: 'tutorial',
+          figure: 'Python pair, raw 720p through the 50 % link',
+          value: `${tutorial.fps} fps, ${tutorial.MBps} MB/s (${tutorial.frames} frames in ${tutorial.seconds} s; link use ${round(tutorial.linkUse * 100, 1)} %)`,
+          target: '-',
+          met: null,
+          conditions: conditionsText(tutorial.conditions),
+        },
+        {
+          cell: 'tutorial',
+          figure: 'age of a frame on arrival (estimate: bytes queued ahead / link rate)',
+          value: `${round(ageS, 1)} s (${round(tutorial.queuedBytesMedian / 1e6, 2)} MB queued in socket buffers and the proxy; a frame is ${round(tutorial.frameBytes / 1e6, 2)} MB)`,
+          target: '-',
+          met: null,
+          conditions: conditionsText(tutorial.conditions),
+        },
+      );
+    }
+
+    const command = `npx nx run bench:slow-link${process.argv.length > 2 ? ` -- ${process.argv.slice(2).join(' ')}` : ''}`;
+    const header = [
+      `Date: ${started.toISOString()}; command: \`${command}\``,
+      `Machine: ${cpus().length} cores (${cpus()[0]?.model}), Node ${process.version}`,
+      `Stream: ${WIDTH}x${HEIGHT} JPEG q${QUALITY} test pattern at ${FPS} fps, ${mbit(bitrate)} Mbit/s on the wire; links: chaos proxy (own process), --delay ${ONE_WAY_DELAY_MS} (20 ms round trip), rate a fraction of that bitrate, burst ${settings.burstBytes === undefined ? "the proxy's default (16 KiB or 10 ms of the rate)" : `${settings.burstBytes} bytes`}`,
+      `Each cell ${seconds} s from the first decoded frame; figures over the last ${lastS} s (pause and drop cells: around the event). Latency: capture (sender) -> decoded (receiver), every decoded frame.`,
+      `conditions: 1-minute load average at the end of the cell; others = CPU other programs used during the last ${lastS} s, % of one core (of ${cpus().length * 100}).`,
+    ];
+    if (!quiet) process.stdout.write(`\n${header.join('\n')}\n\n${textTable(figures)}\n`);
+    writeFileSync(path.join(outDir, 'slow-link.md'), `# camstream slow-link cells\n\n${header.map((l) => `${l}  `).join('\n')}\n\n${markdownTable(figures)}\n`);
+    writeFileSync(
+      path.join(outDir, 'slow-link.json'),
+      `${JSON.stringify({ started: started.toISOString(), command, bitrateBytesPerSecond: bitrate, figures, details, tutorial, viewerStats: Object.fromEntries(cells.map((c) => [c.spec.id, c.viewerLines])) }, null, 1)}\n`,
+    );
+  };
   for (const spec of specs) {
     log(`${spec.id}: ${spec.title}`);
     const cell = await runCell(spec, bitrate, settings);
@@ -541,6 +603,7 @@ async function main(): Promise<number> {
       return `${r.name} ${w.fps} fps, p99 ${w.p99} ms, rungs ${JSON.stringify(w.rungs)}`;
     });
     log(`  ${summary.join('; ')} (${conditionsText(cell.conditions)})`);
+    writeOutputs(undefined, true);
   }
   let tutorial: TutorialRecord | undefined;
   if (wanted.includes('tutorial')) {
@@ -556,58 +619,7 @@ async function main(): Promise<number> {
     }
   }
 
-  const figures: Figure[] = [
-    {
-      cell: 'direct',
-      figure: 'stream bitrate (frame messages, direct link)',
-      value: `${mbit(bitrate)} Mbit/s (${round(direct.sender.payloadBytesMean / 1000, 1)} kB per frame)`,
-      target: '-',
-      met: null,
-      conditions: conditionsText(direct.conditions),
-    },
-  ];
-  const details: Record<string, unknown> = {};
-  for (const cell of cells) {
-    const out = figuresOf(cell, lastS, direct);
-    figures.push(...out.figures);
-    details[cell.spec.id] = out.details;
-  }
-  if (tutorial) {
-    const ageS = tutorial.queuedBytesMedian / tutorial.linkBytesPerSecond;
-    figures.push(
-      {
-        cell: 'tutorial',
-        figure: 'Python pair, raw 720p through the 50 % link',
-        value: `${tutorial.fps} fps, ${tutorial.MBps} MB/s (${tutorial.frames} frames in ${tutorial.seconds} s; link use ${round(tutorial.linkUse * 100, 1)} %)`,
-        target: '-',
-        met: null,
-        conditions: conditionsText(tutorial.conditions),
-      },
-      {
-        cell: 'tutorial',
-        figure: 'age of a frame on arrival (estimate: bytes queued ahead / link rate)',
-        value: `${round(ageS, 1)} s (${round(tutorial.queuedBytesMedian / 1e6, 2)} MB queued in socket buffers and the proxy; a frame is ${round(tutorial.frameBytes / 1e6, 2)} MB)`,
-        target: '-',
-        met: null,
-        conditions: conditionsText(tutorial.conditions),
-      },
-    );
-  }
-
-  const command = `npx nx run bench:slow-link${process.argv.length > 2 ? ` -- ${process.argv.slice(2).join(' ')}` : ''}`;
-  const header = [
-    `Date: ${started.toISOString()}; command: \`${command}\``,
-    `Machine: ${cpus().length} cores (${cpus()[0]?.model}), Node ${process.version}`,
-    `Stream: ${WIDTH}x${HEIGHT} JPEG q${QUALITY} test pattern at ${FPS} fps, ${mbit(bitrate)} Mbit/s on the wire; links: chaos proxy (own process), --delay ${ONE_WAY_DELAY_MS} (20 ms round trip), rate a fraction of that bitrate`,
-    `Each cell ${seconds} s from the first decoded frame; figures over the last ${lastS} s (pause and drop cells: around the event). Latency: capture (sender) -> decoded (receiver), every decoded frame.`,
-    `conditions: 1-minute load average at the end of the cell; others = CPU other programs used during the last ${lastS} s, % of one core (of ${cpus().length * 100}).`,
-  ];
-  process.stdout.write(`\n${header.join('\n')}\n\n${textTable(figures)}\n`);
-  writeFileSync(path.join(outDir, 'slow-link.md'), `# camstream slow-link cells\n\n${header.map((l) => `${l}  `).join('\n')}\n\n${markdownTable(figures)}\n`);
-  writeFileSync(
-    path.join(outDir, 'slow-link.json'),
-    `${JSON.stringify({ started: started.toISOString(), command, bitrateBytesPerSecond: bitrate, figures, details, tutorial, viewerStats: Object.fromEntries(cells.map((c) => [c.spec.id, c.viewerLines])) }, null, 1)}\n`,
-  );
+  writeOutputs(tutorial, false);
   log(`wrote ${path.relative(process.cwd(), outDir) || outDir}/slow-link.md, slow-link.json`);
   return 0;
 }
