@@ -3,15 +3,8 @@ export interface AdaptationOptions {
   rungs: number;
   /** Off: always rung 0 (only drops keep latency bounded). Default on. */
   enabled?: boolean;
-  /** A rung whose bitrate exceeds the measured capacity by this factor is left at once (default 1.1)... */
+  /** A rung whose bitrate exceeds the measured capacity by this factor is left at once (default 1.1). */
   downAbove?: number;
-  /**
-   * ...if the window dropped a frame within this long (default 1000 ms). The capacity comes from
-   * arrival spans, which a receiver short of CPU stretches (it reads late): alone, it took rungs
-   * that the link carried without a drop away. A link that really got slower makes the window drop
-   * within a few frames.
-   */
-  downNeedsDropWithinMs?: number;
   /** A rung dropping more than this share of the frames it is offered is left (default 0.2)... */
   downDropShare?: number;
   /** ...unless it was taken less than this long ago: the window needs a moment to grow (default 1500 ms). */
@@ -42,10 +35,9 @@ const DROP_WINDOW_MS = 1000;
 
 /**
  * Chooses the quality rung for one viewer. Two signals: the link capacity measured from acks
- * (fast, but a shaper that lets bursts through makes it look larger, and a receiver short of CPU
- * smaller), and the frames the flow window had to drop (slow, but never wrong). It goes down at
- * once when the current rung is clearly over the capacity and the window has started to drop, or
- * when it drops a fifth of its frames; it goes up to the best rung
+ * (fast, but a shaper that lets bursts through makes it look larger), and the frames the flow
+ * window had to drop (slow, but never wrong). It goes down at once when the current rung is
+ * clearly over the capacity, or when it drops a fifth of its frames; it goes up to the best rung
  * the capacity promises once that has held for a second without drops, and otherwise probes the
  * next better rung after a few quiet seconds. A rung that had to be left soon after it was taken
  * is not tried again for a while, longer after each failure, so a wrong estimate costs a short
@@ -68,7 +60,6 @@ export class RungChooser {
     this.started = now;
     this.o = {
       downAbove: options.downAbove ?? 1.1,
-      downNeedsDropWithinMs: options.downNeedsDropWithinMs ?? 1000,
       downDropShare: options.downDropShare ?? 0.2,
       graceMs: options.graceMs ?? 1500,
       upBelow: options.upBelow ?? 0.9,
@@ -108,8 +99,7 @@ export class RungChooser {
       return this.options.rungs - 1;
     };
     const last = this.options.rungs - 1;
-    const droppedLately = now - this.lastDropAt <= this.o.downNeedsDropWithinMs;
-    if (capacity !== undefined && rungBitrate(this.current) > capacity * this.o.downAbove && droppedLately && this.current < last) {
+    if (capacity !== undefined && rungBitrate(this.current) > capacity * this.o.downAbove && this.current < last) {
       return this.switchTo(now, Math.min(last, Math.max(this.current + 1, best(capacity))));
     }
     if (this.dropShare() > this.o.downDropShare && now - this.lastSwitchAt >= this.o.graceMs && this.current < last) {

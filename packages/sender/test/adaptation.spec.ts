@@ -5,12 +5,7 @@ import { TestReceiver, type ReceivedFrame } from './test-receiver';
 
 // Quality rungs per viewer (PROTOCOL.md 4.4) over real loopback sockets, with the real OpenCV
 // codec. A receiver tells the sender how fast its link is through the spans in its acks; here
-// the test receivers rewrite those spans to report a slow or a fast link, and a slow one also
-// acknowledges slowly, as a receiver behind a slow link does: the sender's window then has to drop
-// frames, which a move down on the measured capacity waits for (PROTOCOL.md 4.4).
-
-/** A slow receiver acknowledges one frame per this long (10 a second, of 30). */
-const SLOW_ACK_MS = 100;
+// the test receivers rewrite those spans to report a slow or a fast link.
 
 /** Reports a link of `bytesPerMs` in every ack: capacity = spanBytes / spanMs (spanMs >= 2). */
 const reportLink = (bytesPerMs: number) => (ack: AckHeader): AckHeader => ({ ...ack, spanMs: 200, spanBytes: 200 * bytesPerMs });
@@ -47,9 +42,7 @@ describe('quality rungs', () => {
   it('a receiver whose acks report a slow link is moved down the ladder, and back up when they report a fast one', async () => {
     await using sender = await startSender(new FakeCamera({ width: 320, height: 240, fps: 30 }), 'jpeg', { quality: 80 });
     let link = SLOW;
-    // Read at every ack: the delay changes with the link (acks stay in order through the delay chain).
-    const options = { port: sender.server.port, name: 'adaptive', rewriteAck: (ack: AckHeader) => reportLink(link)(ack), ackDelayMs: SLOW_ACK_MS };
-    const receiver = await TestReceiver.connect(options);
+    const receiver = await TestReceiver.connect({ port: sender.server.port, name: 'adaptive', rewriteAck: (ack) => reportLink(link)(ack) });
     await receiver.until(() => receiver.stream !== undefined, 'the stream');
     void sender.pump();
     await receiver.until(() => receiver.frames.some((f) => f.rung > 0), 'a frame on a lower rung');
@@ -60,7 +53,6 @@ describe('quality rungs', () => {
     expect(sender.log).toContainEqual(expect.stringMatching(/^viewer #1 \(adaptive\) now on rung [1-7] \(\d+x\d+ q\d+\): link 0\.2 Mbit\/s, \d+ frames dropped so far$/));
 
     link = FAST;
-    options.ackDelayMs = 1;
     const fastFrom = receiver.frames.length;
     await receiver.until(() => receiver.frames.slice(fastFrom).some((f) => f.rung === 0), 'a frame on rung 0 again');
     const up = receiver.frames.slice(fastFrom).find((f) => f.rung === 0)!;
@@ -100,7 +92,7 @@ describe('quality rungs', () => {
           perFrame.push({ rungs: [...result.frames.keys()].sort(), calls });
         },
       });
-      const slow = await TestReceiver.connect({ port: sender.server.port, name: 'slow', rewriteAck: reportLink(SLOW), ackDelayMs: SLOW_ACK_MS });
+      const slow = await TestReceiver.connect({ port: sender.server.port, name: 'slow', rewriteAck: reportLink(SLOW) });
       const fast = [await TestReceiver.connect({ port: sender.server.port, name: 'fast 1' }), await TestReceiver.connect({ port: sender.server.port, name: 'fast 2' })];
       await slow.until(() => sender.server.viewerList.length === 3, 'three viewers');
       void sender.pump();
