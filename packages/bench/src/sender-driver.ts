@@ -5,14 +5,17 @@
  *
  *   node -r ts-node/register/transpile-only packages/bench/src/sender-driver.ts \
  *     --frames-file F --width W --height H [--encoding raw-bgr|jpeg] [--quality 80] [--fps 0]
- *     [--viewers 1] [--port 0] [--capture-copy]
+ *     [--viewers 1] [--port 0] [--capture-copy] [--source clip|test] [--adapt on|off] [--viewer-stats]
  *
  * Prints "LISTENING AT: host:port", waits for --viewers receivers, then streams. SIGUSR2 starts
  * the measured window; SIGTERM/SIGINT ends it, prints one BENCH-RESULT line and exits.
+ * --source test streams the OpenCV test pattern (as `camstream-sender --source test`) instead of
+ * the clip; --viewer-stats prints, every 250 ms, one VIEWERS line with each viewer's flow-control
+ * state (rung, window, in flight, capacity, frames and bytes sent, drops), for the slow-link cells.
  */
 import { parseArgs } from 'node:util';
-import type { Encoding } from '@camstream/media';
-import { OpenCVCodec } from '@camstream/opencv';
+import type { Encoding, FrameSource } from '@camstream/media';
+import { OpenCVCodec, openSource } from '@camstream/opencv';
 import { Broadcast, pumpFrames, StreamServer } from '@camstream/sender';
 import { ClipSource, loadClip } from './frames';
 import { markWindow, onControlSignals, printResult, round, windowSince, type WindowMark } from './usage';
@@ -40,6 +43,9 @@ async function main(): Promise<void> {
       host: { type: 'string', default: '127.0.0.1' },
       port: { type: 'string', default: '0' },
       'capture-copy': { type: 'boolean', default: false },
+      source: { type: 'string', default: 'clip' },
+      adapt: { type: 'string', default: 'on' },
+      'viewer-stats': { type: 'boolean', default: false },
     },
   });
   const width = Number(values.width);
@@ -48,10 +54,15 @@ async function main(): Promise<void> {
   const quality = Number(values.quality);
   const fps = Number(values.fps);
   const viewers = Number(values.viewers);
-  if (!values['frames-file'] || !(width > 0) || !(height > 0)) throw new Error('need --frames-file, --width and --height');
+  if (values.source !== 'clip' && values.source !== 'test') throw new Error(`unknown --source ${values.source}: clip or test`);
+  if (values.adapt !== 'on' && values.adapt !== 'off') throw new Error(`--adapt ${values.adapt}: on or off`);
+  if ((values.source === 'clip' && !values['frames-file']) || !(width > 0) || !(height > 0)) throw new Error('need --width, --height and (with --source clip) --frames-file');
   if (!['raw-bgr', 'jpeg', 'png'].includes(encoding)) throw new Error(`unknown --encoding ${encoding}`);
 
-  const source = new ClipSource(loadClip(values['frames-file'], width, height), fps, values['capture-copy']);
+  const source: FrameSource =
+    values.source === 'test'
+      ? await openSource('test', { width, height, fps })
+      : new ClipSource(loadClip(values['frames-file']!, width, height), fps, values['capture-copy']);
   // Each rung in use is encoded once per frame, whatever the number of receivers on it.
   const broadcast = new Broadcast({
     codec: new OpenCVCodec(),
@@ -70,13 +81,32 @@ async function main(): Promise<void> {
     port: Number(values.port),
     broadcast,
     maxViewers: Math.max(16, viewers),
+    adapt: values.adapt === 'on',
     log: () => undefined,
   });
   process.stdout.write(`LISTENING AT: ${server.address}\n`);
+  const viewerStats = values['viewer-stats']
+    ? setInterval(() => {
+        const viewers = server.viewerList.map((v) => ({
+          id: v.id,
+          name: v.name,
+          rung: v.rung,
+          sent: v.sent,
+          dropped: v.dropped,
+          bytesSent: v.bytesSent,
+          windowBytes: v.windowBytes,
+          inFlightBytes: v.inFlightBytes,
+          inFlightFrames: v.inFlightFrames,
+          // JSON has no Infinity: -1 = faster than arrival spans measure; null = not measured yet.
+          capacityBytesPerSecond: v.capacityBytesPerSecond === undefined ? null : Number.isFinite(v.capacityBytesPerSecond) ? Math.round(v.capacityBytesPerSecond) : -1,
+        }));
+        process.stdout.write(`VIEWERS ${JSON.stringify({ at: performance.timeOrigin + performance.now(), viewers })}\n`);
+      }, 250)
+    : undefined;
 
   const stop = new AbortController();
   const total: Counters = { frames: 0, encodeMs: 0, bytes: 0, rung0Frames: 0 };
-  let window: { mark: WindowMark; counters: Counters; viewers: Map<number, { sent: number; dropped: number }> } | undefined;
+  let window: { mark: WindowMark; counters: Counters; viewers: Map<number, { sent: number; dropped: number; bytes: number }> } | undefined;
   let reported = false;
 
   const report = () => {
@@ -97,8 +127,8 @@ async function main(): Promise<void> {
       encodeMsMean: frames > 0 ? round((total.encodeMs - start.counters.encodeMs) / frames, 3) : 0,
       payloadBytesMean: rung0Frames > 0 ? Math.round((total.bytes - start.counters.bytes) / rung0Frames) : 0,
       viewers: server.viewerList.map((v) => {
-        const before = start.viewers.get(v.id) ?? { sent: 0, dropped: 0 };
-        return { id: v.id, sent: v.sent - before.sent, dropped: v.dropped - before.dropped };
+        const before = start.viewers.get(v.id) ?? { sent: 0, dropped: 0, bytes: 0 };
+        return { id: v.id, name: v.name, sent: v.sent - before.sent, dropped: v.dropped - before.dropped, bytesSent: v.bytesSent - before.bytes, rung: v.rung };
       }),
       ...usage,
     });
@@ -109,7 +139,7 @@ async function main(): Promise<void> {
       window = {
         mark: markWindow(),
         counters: { ...total },
-        viewers: new Map(server.viewerList.map((v) => [v.id, { sent: v.sent, dropped: v.dropped }])),
+        viewers: new Map(server.viewerList.map((v) => [v.id, { sent: v.sent, dropped: v.dropped, bytes: v.bytesSent }])),
       };
     },
     stop: () => {
@@ -140,6 +170,7 @@ async function main(): Promise<void> {
     }
   } finally {
     report();
+    clearInterval(viewerStats);
     await source.close();
     // Receivers have stopped by now; do not wait for slow goodbyes.
     await Promise.race([server.close('bench over'), new Promise((resolve) => setTimeout(resolve, 500))]);
