@@ -5,15 +5,16 @@
 // neither a TypeScript compile nor hundreds of module look-ups. Type checking is the other half
 // of the apps' `build` target (tsc --noEmit); this only transpiles and bundles, in well under a
 // second, which is why scripts/setup.sh can run it every time.
-//   node scripts/bundle-apps.js [sender] [receiver]   (default: both)
+//   node scripts/bundle-apps.js [sender] [receiver] [call]   (default: all three)
 const path = require('node:path');
 const esbuild = require('esbuild');
 
 const root = path.resolve(__dirname, '..');
-const APPS = ['sender', 'receiver'];
+const APPS = ['sender', 'receiver', 'call'];
 
 /** Native addons stay outside the bundle: node loads them (and their .node files) from node_modules. */
-const EXTERNAL = ['@u4/opencv4nodejs', '@u4/opencv-build', '@julusian/jpeg-turbo'];
+// The browser package's page files are found through its package.json at run time.
+const EXTERNAL = ['@u4/opencv4nodejs', '@u4/opencv-build', '@julusian/jpeg-turbo', '@camstream/browser/package.json'];
 
 function bundleOptions(app) {
   return {

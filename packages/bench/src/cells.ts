@@ -26,7 +26,7 @@ export interface SenderFigures {
   frames: number;
   encodeMsMean: number;
   payloadBytesMean: number;
-  viewers: { id: number; sent: number; dropped: number }[];
+  viewers: { id: number; name?: string; sent: number; dropped: number; bytesSent?: number; rung?: number }[];
   seconds: number;
   cpuPercent: number;
   userSeconds: number;
@@ -68,6 +68,8 @@ export interface CellResult {
    * included) minus our processes', in percent of one core. Above a few % the cell was disturbed.
    */
   othersCpuPercent?: number;
+  /** Raw cells: what loopback TCP carried (iperf3) just before the cell, bytes per second. */
+  loopbackBytesPerSecond?: number;
   sender: SenderFigures;
   receivers: ReceiverFigures[];
 }
@@ -86,7 +88,7 @@ export interface DriverSettings {
 
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 
-function startDriver(settings: DriverSettings, script: string, args: string[], name: string): AppProcess {
+export function startDriver(settings: DriverSettings, script: string, args: string[], name: string): AppProcess {
   const nodeArgs = ['-r', 'ts-node/register/transpile-only'];
   if (settings.cpuProfileDir) nodeArgs.push('--cpu-prof', `--cpu-prof-dir=${settings.cpuProfileDir}`, `--cpu-prof-name=${name}-${Date.now()}.cpuprofile`);
   return startProcess(process.execPath, [...nodeArgs, path.join(settings.workspaceRoot, 'packages/bench/src', script), ...args], {
@@ -96,7 +98,7 @@ function startDriver(settings: DriverSettings, script: string, args: string[], n
   });
 }
 
-function parseResult<T>(child: AppProcess): T {
+export function parseResult<T>(child: AppProcess): T {
   const line = child.stdoutLines.find((l) => l.startsWith(RESULT_PREFIX));
   if (!line) throw new Error(`${child.name} printed no result. Last output:\n${child.outputTail()}`);
   return JSON.parse(line.slice(RESULT_PREFIX.length)) as T;

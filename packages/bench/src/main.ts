@@ -16,8 +16,10 @@ import { cpus } from 'node:os';
 import { cellProblem, runCell, runTutorial, type CellResult, type CellSpec, type DriverSettings, type TutorialResult } from './cells';
 import { ensureClip, sharedDir } from './frames';
 import { launchEnv } from './launch-env';
+import { loopbackLimit } from './loopback-limit';
 import { waitForQuiet } from './machine-load';
-import { buildRows, FPS_TARGETS, fpsChart, markdownTable, showStat, sizeOf, textTable, type Row } from './report';
+import { buildRows, FPS_TARGETS, fpsChart, LOOPBACK_SHARE_TARGET, markdownTable, PREVIOUS_JPEG_FPS, showStat, sizeOf, textTable, type Row } from './report';
+import { round } from './usage';
 
 const USAGE = `Usage: npx nx run bench:run [-- options]
 
@@ -39,6 +41,9 @@ Options:
                          count of --receivers above 1)
   --no-paced             skip the JPEG cells paced at the fps targets (one receiver each)
   --no-tutorial          skip the tutorial's Python pair
+  --no-iperf             do not measure the loopback limit with iperf3 before each raw cell
+                         (raw fps is then not shown as a fraction of it)
+  --iperf-seconds S      length of each iperf3 measurement (default 2)
   --tutorial-sizes LIST  sizes for the tutorial (default: all of --sizes; --quick: up to 1280x720)
   --env NAME=VALUE       extra environment for the drivers (repeatable), e.g. UV_THREADPOOL_SIZE=2
   --quiet-below N        before each cell, wait until the rest of the machine uses less than
@@ -91,6 +96,8 @@ async function main(): Promise<number> {
       'no-latency': { type: 'boolean', default: false },
       'no-tutorial': { type: 'boolean', default: false },
       'no-paced': { type: 'boolean', default: false },
+      'no-iperf': { type: 'boolean', default: false },
+      'iperf-seconds': { type: 'string' },
       'tutorial-sizes': { type: 'string' },
       env: { type: 'string', multiple: true, default: [] },
       'cpu-prof': { type: 'boolean', default: false },
@@ -113,6 +120,7 @@ async function main(): Promise<number> {
   const durationS = positive('duration', values.duration, quick ? 1.5 : 4);
   const latencyS = positive('latency-seconds', values['latency-seconds'], quick ? 3 : 8);
   const quality = positive('quality', values.quality, 80);
+  const iperfSeconds = positive('iperf-seconds', values['iperf-seconds'], 2);
   const quietBelow = positive('quiet-below', values['quiet-below'], 25);
   // A cell during which other programs used more than this (percent of one core) is run again.
   const noisyAbove = 2 * quietBelow;
@@ -200,8 +208,11 @@ async function main(): Promise<number> {
       let best: CellResult | undefined;
       for (let attempt = 1; ; attempt++) {
         const background = await settle();
+        // Raw frames cannot go faster than loopback TCP: measured (iperf3) just before the cell.
+        const limit = spec.encoding === 'raw-bgr' && spec.kind === 'throughput' && !values['no-iperf'] ? await loopbackLimit(iperfSeconds) : undefined;
         const cell = await runCell(spec, clipFor(spec), cellSettings);
         if (background !== undefined) cell.backgroundCpuPercent = background;
+        if (limit !== undefined) cell.loopbackBytesPerSecond = Math.round(limit);
         const problem = cellProblem(cell);
         if (problem) {
           if (attempt < 2) {
@@ -222,8 +233,10 @@ async function main(): Promise<number> {
       const cell = await measure(spec, settings);
       cells.push(cell);
       const fps = cell.receivers.map((r) => r.decodedFps).join(', ');
+      const limit = cell.loopbackBytesPerSecond;
+      const share = limit ? ` (${round((cell.receivers[0]!.decodedFps * spec.width * spec.height * 3) / limit, 2)} of loopback, iperf3 ${round((limit * 8) / 1e9, 1)} Gbit/s)` : '';
       log(
-        `run ${run}/${repeat}: ${sizeOf(spec)} ${spec.encoding} x${spec.receivers}: ${fps} fps decoded, sender ${cell.sender.cpuPercent}% CPU, ` +
+        `run ${run}/${repeat}: ${sizeOf(spec)} ${spec.encoding} x${spec.receivers}: ${fps} fps decoded${share}, sender ${cell.sender.cpuPercent}% CPU, ` +
           `receivers ${cell.receivers.map((r) => r.cpuPercent).join(', ')}% CPU (other programs: ${cell.backgroundCpuPercent ?? '?'}% before, ${cell.othersCpuPercent ?? '?'}% during)`,
       );
     }
@@ -308,6 +321,18 @@ function notes(rows: Row[], cells: CellResult[], quietBelow: number): string[] {
   if (background.length) {
     lines.push(
       `Background: the rest of the machine used ${background[Math.floor(background.length / 2)]}% of one core before the median cell (max ${background[background.length - 1]}%); before each cell the bench waited (within limits) for it to use < ${quietBelow}%.`,
+    );
+  }
+  for (const r of rows.filter((row) => row.loopbackShare)) {
+    lines.push(
+      `Raw ${r.size}: share of the loopback limit (payload bytes/s over iperf3's, measured just before the cell) in each run: ${r.loopbackShare!.values.join(', ')} (target >= ${LOOPBACK_SHARE_TARGET} in every run); the limit in ${r.size} frames/s: ${r.loopbackFps!.values.join(', ')}.`,
+    );
+  }
+  const jpeg = rows.filter((row) => row.previousRatio);
+  if (jpeg.length) {
+    lines.push(
+      `JPEG q80, one receiver, against the last bench (${Object.entries(PREVIOUS_JPEG_FPS).map(([size, fps]) => `${size} ${fps}`).join(', ')} fps): ` +
+        jpeg.map((r) => `${r.size} ${showStat(r.fpsMin)} fps = ${showStat(r.previousRatio, 2)}`).join('; ') + ' (target: within 5 %, i.e. >= 0.95).',
     );
   }
   const bad = rows.filter((r) => r.gaps > 0 || r.corrupt > 0);

@@ -5,12 +5,15 @@
  * wins when decoding falls behind.
  *
  *   node -r ts-node/register/transpile-only packages/bench/src/receiver-driver.ts --port P
- *     [--host 127.0.0.1] [--name bench-1] [--warmup S --duration S]
+ *     [--host 127.0.0.1] [--name bench-1] [--warmup S --duration S] [--frames-out FILE]
  *
  * Prints "STREAMING" at the first frame. The measured window starts on SIGUSR2 and ends on
  * SIGTERM/SIGINT (or, standalone, --warmup seconds after the first frame and --duration seconds
- * later); then it prints one BENCH-RESULT line and exits.
+ * later); then it prints one BENCH-RESULT line and exits. With --frames-out it also writes, at the
+ * end, every decoded frame since the first as one JSON line each: when it was decoded (wall clock,
+ * ms since the epoch), its capture -> decoded latency and the rung it came on (the slow-link cells).
  */
+import { writeFileSync } from 'node:fs';
 import { parseArgs } from 'node:util';
 import type { FrameCodec } from '@camstream/media';
 import { OpenCVCodec } from '@camstream/opencv';
@@ -18,12 +21,43 @@ import { receive, ReceiverStats } from '@camstream/receiver';
 import { percentile } from './percentile';
 import { markWindow, onControlSignals, printResult, round, windowSince, type WindowMark } from './usage';
 
-/** ReceiverStats that also counts decoded frames exactly (its snapshots give rates). */
+/** One decoded frame, for --frames-out. */
+interface DecodedFrame {
+  /** Wall clock when it was decoded, ms since the epoch. */
+  at: number;
+  /** Capture (sender's clock) -> decoded. */
+  latencyMs: number;
+  /** The rung of the latest frame received when it was decoded (decoding is latest-wins). */
+  rung: number;
+}
+
+/** Enough for 30 minutes at 30 fps; past that the log stops growing. */
+const MAX_LOGGED_FRAMES = 54_000;
+
+/**
+ * ReceiverStats that also counts decoded frames exactly (its snapshots give rates) and, when
+ * asked, keeps every decoded frame's time, latency and rung.
+ */
 class CountingStats extends ReceiverStats {
   decoded = 0;
+  private lastRung = 0;
+  readonly frames: DecodedFrame[] | undefined;
+
+  constructor(keepFrames: boolean) {
+    super();
+    this.frames = keepFrames ? [] : undefined;
+  }
+
+  override frameReceived(figures: Parameters<ReceiverStats['frameReceived']>[0]): void {
+    this.lastRung = figures.rung;
+    super.frameReceived(figures);
+  }
 
   override frameDecoded(latencyMs: number): void {
     this.decoded++;
+    if (this.frames && this.frames.length < MAX_LOGGED_FRAMES) {
+      this.frames.push({ at: Math.round((performance.timeOrigin + performance.now()) * 10) / 10, latencyMs: Math.round(latencyMs * 100) / 100, rung: this.lastRung });
+    }
     super.frameDecoded(latencyMs);
   }
 }
@@ -46,12 +80,14 @@ async function main(): Promise<void> {
       name: { type: 'string', default: `bench-receiver-${process.pid}` },
       warmup: { type: 'string' },
       duration: { type: 'string' },
+      'frames-out': { type: 'string' },
     },
   });
   const port = Number(values.port);
   if (!(port > 0)) throw new Error('need --port');
 
-  const stats = new CountingStats();
+  const framesOut = values['frames-out'];
+  const stats = new CountingStats(framesOut !== undefined);
   const stop = new AbortController();
   let received = 0;
   let bytes = 0;
@@ -74,6 +110,7 @@ async function main(): Promise<void> {
   const opencv = new OpenCVCodec();
   const codec: FrameCodec = {
     encode: (image, encoding, options) => opencv.encode(image, encoding, options),
+    resize: (image, width, height, into) => opencv.resize(image, width, height, into),
     decode: async (payload, encoding, shape, into) => {
       const started = performance.now();
       const image = await opencv.decode(payload, encoding, shape, into);
@@ -120,6 +157,7 @@ async function main(): Promise<void> {
       ...usage,
       ...(outcome === 'stopped' ? {} : { log: log.slice(-5) }),
     });
+    if (framesOut !== undefined && stats.frames) writeFileSync(framesOut, stats.frames.map((f) => JSON.stringify(f)).join('\n') + '\n');
   };
 
   onControlSignals({
@@ -161,6 +199,8 @@ async function main(): Promise<void> {
       bytes += payload.length;
       if (arrival.length < 100_000) arrival.push(performance.timeOrigin + performance.now() - header.captureTime);
     },
+    // onFrame keeps nothing: payloads may land in reused buffers, as in camstream-receiver.
+    onFrameKeepsPayload: false,
     reconnect: false,
     stats,
     log: (line) => log.push(line),

@@ -23,6 +23,11 @@ export const FPS_TARGETS: Record<string, { raw: number; jpeg: number }> = {
   '1920x1080': { raw: 180, jpeg: 90 },
 };
 export const LATENCY_TARGET = { p50: 10, p99: 25 };
+/** Raw, one receiver: at least this share of what loopback TCP carries (iperf3, same run), in every run. */
+export const LOOPBACK_SHARE_TARGET = 0.7;
+/** JPEG q80 decoded fps, one receiver, of the last bench before flow control (issue 10: stay within 5 %). */
+export const PREVIOUS_JPEG_FPS: Record<string, number> = { '640x480': 776, '1280x720': 299, '1920x1080': 138 };
+export const PREVIOUS_JPEG_TOLERANCE = 0.05;
 /** With N receivers, each must get at least this share of the single-receiver rate. */
 export const FAN_OUT_TARGET = 0.95;
 
@@ -78,6 +83,12 @@ export interface Row {
   tutorialFps?: Stat;
   /** Our decoded fps / the tutorial's fps. */
   tutorialRatio?: Stat;
+  /** Raw: payload bytes per second / what loopback TCP carried just before (iperf3), per run. */
+  loopbackShare?: Stat;
+  /** Raw: the loopback limit (iperf3) in frames per second of this size, per run. */
+  loopbackFps?: Stat;
+  /** JPEG, one receiver: decoded fps / the last bench's (PREVIOUS_JPEG_FPS). */
+  previousRatio?: Stat;
   target: string;
   met: boolean | null;
 }
@@ -165,6 +176,22 @@ export function buildRows(cells: CellResult[], tutorials: TutorialResult[]): Row
       row.target = `>= ${target} fps`;
       row.met = row.fpsMin.median >= target;
     }
+    if (kind === 'throughput' && spec.receivers === 1) {
+      const frameBytes = spec.width * spec.height * 3;
+      const limited = runs.filter((c) => c.loopbackBytesPerSecond);
+      if (mode === 'raw' && limited.length) {
+        row.loopbackShare = stat(limited.map((c) => round((c.receivers[0]!.decodedFps * frameBytes) / c.loopbackBytesPerSecond!, 2)));
+        row.loopbackFps = stat(limited.map((c) => round(c.loopbackBytesPerSecond! / frameBytes, 0)));
+        row.target += `; >= ${LOOPBACK_SHARE_TARGET} of loopback in every run`;
+        row.met = (row.met ?? true) && row.loopbackShare.min >= LOOPBACK_SHARE_TARGET && limited.length === runs.length;
+      }
+      const previous = PREVIOUS_JPEG_FPS[size];
+      if (mode === 'jpeg' && previous) {
+        row.previousRatio = stat(runs.map((c) => round(Math.min(...c.receivers.map((r) => r.decodedFps)) / previous, 3)));
+        row.target += `; within ${PREVIOUS_JPEG_TOLERANCE * 100} % of ${previous} (last bench)`;
+        row.met = (row.met ?? true) && row.previousRatio.median >= 1 - PREVIOUS_JPEG_TOLERANCE;
+      }
+    }
     if (mode === 'raw' && spec.receivers === 1 && kind === 'throughput') {
       const theirs = tutorials.filter((t) => sizeOf(t) === size);
       if (theirs.length) {
@@ -216,6 +243,7 @@ const COLUMNS = [
   'receiver CPU %',
   'others CPU %',
   'sender/receiver peak RSS MB',
+  'of loopback (iperf3)',
   'tutorial fps',
   'ratio',
   'target',
@@ -240,6 +268,7 @@ function cellsOf(row: Row): string[] {
     row.receivers > 1 ? `${showStat(row.receiverCpu)} each` : showStat(row.receiverCpu),
     showStat(row.othersCpu),
     `${showStat(row.senderRssMB)} / ${showStat(row.receiverRssMB)}`,
+    row.loopbackShare ? `${showStat(row.loopbackShare, 2)} of ${showStat(row.loopbackFps)} fps` : row.previousRatio ? `- (vs last: ${showStat(row.previousRatio, 2)})` : '-',
     showStat(row.tutorialFps, 1),
     row.tutorialRatio ? `${showStat(row.tutorialRatio, 1)}x` : '-',
     row.target || '-',

@@ -30,8 +30,7 @@
 import { readdirSync, readFileSync } from 'node:fs';
 import net from 'node:net';
 import { parseArgs } from 'node:util';
-import { encodeMessage, MessageDecoder, PROTOCOL_NAME, PROTOCOL_VERSION } from '@camstream/protocol';
-import { SequenceCheck } from '@camstream/receiver';
+import { encodeMessage, MessageDecoder, ReceiverSession } from '@camstream/protocol';
 import { freePort, seededRandom, startApp, type AppProcess } from '@camstream/testkit';
 
 const headless = { DISPLAY: undefined, WAYLAND_DISPLAY: undefined };
@@ -137,8 +136,11 @@ interface ReceiverRun {
  * frame for it and declare the ones it skipped. Checks every sequence number.
  */
 class SlowClient {
-  readonly check = new SequenceCheck();
+  /** The protocol's receiver side: checks every frame and acknowledges it, as a receiver must. */
+  private readonly session: ReceiverSession;
   frames = 0;
+  senderDropped = 0;
+  gaps = 0;
   corrupt = 0;
   closed = false;
   error: string | undefined;
@@ -148,8 +150,9 @@ class SlowClient {
   private framesThisTick = 0;
 
   constructor(port: number, name: string) {
+    this.session = new ReceiverSession({ name });
     this.socket = net.connect({ host: '127.0.0.1', port }, () => {
-      this.socket.write(encodeMessage({ type: 'hello', protocol: PROTOCOL_NAME, version: PROTOCOL_VERSION, role: 'receiver', name }).head);
+      this.socket.write(encodeMessage(this.session.hello()).head);
     });
     this.socket.on('error', (error) => (this.error ??= error.message));
     this.socket.on('close', () => {
@@ -158,13 +161,17 @@ class SlowClient {
     });
     this.socket.on('data', (chunk: Buffer) => {
       try {
-        for (const { header } of this.decoder.push(chunk)) {
-          if (header.type === 'frame') {
-            this.check.accept(header);
-            this.frames++;
-            this.framesThisTick++;
-          } else if (header.type === 'error' || header.type === 'bye') {
-            this.error ??= `${header.type}: ${header.reason}`;
+        for (const message of this.decoder.push(chunk, undefined, performance.now())) {
+          for (const event of this.session.receive(message)) {
+            if (event.type === 'send') this.socket.write(encodeMessage(event.header).head);
+            else if (event.type === 'frame') {
+              this.frames++;
+              this.framesThisTick++;
+              this.senderDropped += event.declaredDrops;
+              this.gaps += event.undeclaredGap;
+            } else if (event.type === 'end' && event.end.kind !== 'left') {
+              this.error ??= 'reason' in event.end ? `${event.end.kind}: ${event.end.reason}` : `failed: ${event.end.error.message}`;
+            }
           }
         }
       } catch (error) {
@@ -181,14 +188,19 @@ class SlowClient {
   }
 
   figures(): Figures {
-    return { frames: this.frames, senderDropped: this.check.declaredDrops, gaps: this.check.undeclaredGaps, corrupt: this.corrupt };
+    return { frames: this.frames, senderDropped: this.senderDropped, gaps: this.gaps, corrupt: this.corrupt };
   }
 
-  /** Says bye and waits (bounded) for the socket to close. */
+  /**
+   * Says bye and waits (bounded) for the socket to close. Leaving through the session: it then
+   * acknowledges none of the frames still arriving (an ack after our end would be a write after end).
+   */
   async close(): Promise<void> {
     clearInterval(this.timer);
     if (!this.closed) {
-      this.socket.end(encodeMessage({ type: 'bye', reason: 'soak: slow client leaving' }).head);
+      const bye = this.session.leave('soak: slow client leaving').find((event) => event.type === 'send');
+      if (bye) this.socket.end(encodeMessage(bye.header).head);
+      else this.socket.end();
       this.socket.resume();
       const deadline = Date.now() + 3000;
       while (!this.closed && Date.now() < deadline) await sleep(20);
@@ -317,8 +329,11 @@ async function main(): Promise<number> {
   sender.signal('SIGTERM');
   const senderExit = await sender.waitForExit(15_000).catch(async () => sender.kill());
 
-  // Frames the sender encoded and sent: its per-second JSON lines give fps over ~1 s each.
-  const senderStats = sender.stdoutLines.filter((l) => l.startsWith('{')).map((l) => JSON.parse(l) as { fps: number; dropped: Record<string, number> });
+  // Frames the sender encoded and sent: its per-second JSON lines give fps over ~1 s each (its
+  // last line, kind "summary", covers the whole run and has no per-name drops).
+  const senderStats = sender.stdoutLines
+    .filter((l) => l.includes('"kind":"interval"'))
+    .map((l) => JSON.parse(l) as { fps: number; dropped: Record<string, number> });
   const framesSent = Math.round(senderStats.reduce((sum, s) => sum + s.fps, 0));
   const senderDrops = new Map<string, number>();
   for (const s of senderStats) for (const [name, dropped] of Object.entries(s.dropped)) senderDrops.set(name, dropped);

@@ -32,7 +32,7 @@ describe('through a ChaosProxy', () => {
     camera = new FakeCamera({ width: WIDTH, height: HEIGHT, fps: 30 });
     server = await startServerWith(camera, 'raw-bgr');
     stopPump = new AbortController();
-    pumping = pump(server, camera, 'raw-bgr', stopPump.signal);
+    pumping = pump(server, camera, stopPump.signal);
   });
 
   afterAll(async () => {
@@ -87,7 +87,7 @@ describe('through a ChaosProxy', () => {
         await using proxy = await ChaosProxy.start({ target: { host: '127.0.0.1', port: own.port }, ...chaos });
         const receiver = startReceiver(proxy.port, { maxFrames: frames, name: 'chaos' });
         await until(() => own.viewerList.length === 1, 'the receiver to join through the proxy');
-        expect(await pump(own, source, encoding)).toBe('source-ended');
+        expect(await pump(own, source)).toBe('source-ended');
         expect(await receiver.result).toEqual({ outcome: 'frames-reached' });
         expect(receiver.stats.summary()).toMatchObject({ frames, gaps: 0, senderDropped: 0, corrupt: 0 });
         expect(receiver.sink.numbers).toEqual([...receiver.sink.numbers].sort((a, b) => a - b));

@@ -3,23 +3,37 @@ import { OpenCVCodec } from '@camstream/opencv';
 import { encodeMessage, PROTOCOL_NAME, PROTOCOL_VERSION, type Encoding } from '@camstream/protocol';
 import { receive, ReceiverStats, type ReceiverOptions, type ReceiverResult } from '@camstream/receiver';
 import { imageDifference, readFrameNumber, renderFakeFrame } from '@camstream/testkit';
-import { pumpFrames, StreamServer, type PumpResult } from '@camstream/sender';
+import { Broadcast, pumpFrames, StreamServer, type PumpResult } from '@camstream/sender';
 
 /** Shared by the in-process stream tests: a real server, real codec, real sockets. */
 export const codec = new OpenCVCodec();
 
-export async function startServer(source: FrameSource, encoding: Encoding, options: { port?: number; maxViewers?: number } = {}) {
+/** The broadcast each server started here serves, as the app wires them: pump() publishes through it. */
+const broadcasts = new WeakMap<StreamServer, Broadcast>();
+
+/** The stream of a fake camera as the app announces it (JPEG at the app's default quality, 80). */
+function broadcastOf(source: FrameSource, encoding: Encoding): Broadcast {
   const { width, height, fps } = source.info;
-  return StreamServer.listen({
-    host: '127.0.0.1',
-    port: options.port ?? 0,
-    stream: { width, height, fps, pixelFormat: 'bgr24', encoding, source: 'fake camera' },
-    maxViewers: options.maxViewers ?? 8,
-  });
+  return new Broadcast({ codec, stream: { width, height, fps, pixelFormat: 'bgr24', encoding, source: 'fake camera' } });
 }
 
-export function pump(server: StreamServer, source: FrameSource, encoding: Encoding, signal?: AbortSignal): Promise<PumpResult> {
-  return pumpFrames({ source, codec, encoding, quality: 80, publish: (f) => server.broadcast(f), ...(signal ? { signal } : {}) });
+export async function startServer(source: FrameSource, encoding: Encoding, options: { port?: number; maxViewers?: number } = {}) {
+  const broadcast = broadcastOf(source, encoding);
+  const server = await StreamServer.listen({
+    host: '127.0.0.1',
+    port: options.port ?? 0,
+    broadcast,
+    maxViewers: options.maxViewers ?? 8,
+  });
+  broadcasts.set(server, broadcast);
+  return server;
+}
+
+/** The capture loop of a server started by startServer or startServerWith, until the source ends or `signal`. */
+export function pump(server: StreamServer, source: FrameSource, signal?: AbortSignal): Promise<PumpResult> {
+  const broadcast = broadcasts.get(server);
+  if (!broadcast) throw new Error('pump() needs a server started by startServer or startServerWith');
+  return pumpFrames({ source, broadcast, ...(signal ? { signal } : {}) });
 }
 
 /** A sink that checks every image it is given carries the fake camera's content for its number. */
@@ -98,16 +112,18 @@ import { listenOnFreePort } from '@camstream/testkit';
 export async function startServerWith(
   source: FrameSource,
   encoding: Encoding,
-  options: Partial<Omit<StreamServerOptions, 'stream'>> = {},
+  options: Partial<Omit<StreamServerOptions, 'broadcast'>> = {},
 ): Promise<StreamServer> {
-  const { width, height, fps } = source.info;
-  return StreamServer.listen({
+  const broadcast = broadcastOf(source, encoding);
+  const server = await StreamServer.listen({
     host: '127.0.0.1',
     port: 0,
     maxViewers: 8,
     ...options,
-    stream: { width, height, fps, pixelFormat: 'bgr24', encoding, source: 'fake camera' },
+    broadcast,
   });
+  broadcasts.set(server, broadcast);
+  return server;
 }
 
 /** One message built byte by byte, so tests can send what the encoder refuses to make. */

@@ -129,6 +129,7 @@ it('a buffer that a failed decode wrote into is not handed to the next decode', 
   const decodedInto: Buffer[] = [];
   const watching: FrameCodec = {
     encode: (image, encoding, options) => codec.encode(image, encoding, options),
+    resize: (image, width, height, into) => codec.resize(image, width, height, into),
     decode: (payload, encoding, shape, into) => {
       const take = typeof into === 'function' ? into : () => into!;
       return codec.decode(payload, encoding, shape, () => {
@@ -239,7 +240,7 @@ describe('recording', () => {
       await using receiver = startApp('receiver', ['--port', String(server.port), '--record', file, '--no-reconnect', '--display', 'off', '--stats-json', '--quiet'], { env: headless });
       await until(() => server.viewerList.length === 1, 'the receiver to join', 30_000);
       // The stream starts the moment the receiver is there: frame 0 arrives while its recorder is still starting.
-      await pump(server, camera, 'jpeg');
+      await pump(server, camera);
       await server.close('end of stream');
       expect(await receiver.waitForExit(30_000)).toEqual({ code: 0, signal: null });
       const summary = JSON.parse(receiver.stdoutLines.findLast((l) => l.includes('"summary"'))!) as { frames: number; shown: number; skipped: number };
@@ -269,7 +270,7 @@ describe('recording', () => {
     const camera = new FakeCamera({ width: 320, height: 240, fps: 30 });
     const server = await startServer(camera, 'jpeg');
     const stop = new AbortController();
-    const pumping = pump(server, camera, 'jpeg', stop.signal);
+    const pumping = pump(server, camera, stop.signal);
     // No container for this extension: OpenCV opens no file, which the recorder only learns once its process has started.
     const file = path.join(workDir, 'recording.unknown-container');
     try {

@@ -5,9 +5,9 @@ import net from 'node:net';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { runSession, type SessionEnd } from '@camstream/receiver';
-import { StreamServer, type StreamServerOptions } from '@camstream/sender';
+import type { StreamServerOptions } from '@camstream/sender';
 import { FakeCamera, listenOnFreePort, stallingClient } from '@camstream/testkit';
-import { pump, rawExchange, receiverHello, until } from './harness';
+import { pump, rawExchange, receiverHello, startServerWith, until } from './harness';
 
 // Authentication, TLS and the sender's limits, over real loopback TCP.
 
@@ -47,19 +47,12 @@ async function sniffer(targetPort: number): Promise<Sniffer> {
   };
 }
 
-async function startSender(extra: Partial<StreamServerOptions> = {}) {
+async function startSender(extra: Partial<Omit<StreamServerOptions, 'broadcast'>> = {}) {
   const camera = new FakeCamera({ width: 160, height: 120, fps: 60 });
   const log: string[] = [];
-  const server = await StreamServer.listen({
-    host: '127.0.0.1',
-    port: 0,
-    stream: { width: 160, height: 120, fps: 60, pixelFormat: 'bgr24', encoding: 'jpeg' },
-    maxViewers: 8,
-    log: (line) => log.push(line),
-    ...extra,
-  });
+  const server = await startServerWith(camera, 'jpeg', { maxViewers: 8, log: (line) => log.push(line), ...extra });
   const stop = new AbortController();
-  const pumping = pump(server, camera, 'jpeg', stop.signal);
+  const pumping = pump(server, camera, stop.signal);
   return {
     server,
     log,
@@ -216,16 +209,9 @@ describe('limits', () => {
   it('disconnects a viewer whose socket stops taking bytes for too long', async () => {
     const camera = new FakeCamera({ width: 640, height: 480, fps: 60 });
     const log: string[] = [];
-    const server = await StreamServer.listen({
-      host: '127.0.0.1',
-      port: 0,
-      stream: { width: 640, height: 480, fps: 60, pixelFormat: 'bgr24', encoding: 'raw-bgr' },
-      maxViewers: 4,
-      stalledViewerTimeoutMs: 500,
-      log: (line) => log.push(line),
-    });
+    const server = await startServerWith(camera, 'raw-bgr', { maxViewers: 4, stalledViewerTimeoutMs: 500, log: (line) => log.push(line) });
     const stop = new AbortController();
-    const pumping = pump(server, camera, 'raw-bgr', stop.signal);
+    const pumping = pump(server, camera, stop.signal);
     await using stalled = await stallingClient(server.port, '127.0.0.1', receiverHello('stalled'));
     try {
       await until(() => server.viewerList.some((v) => v.name === 'stalled'), 'the stalled viewer to join');

@@ -16,9 +16,9 @@ import {
   type StreamDescription,
 } from '@camstream/protocol';
 import { runSession, type SessionEnd, type SessionOptions } from '@camstream/receiver';
-import { StreamServer, type StreamServerOptions } from '@camstream/sender';
+import type { StreamServerOptions } from '@camstream/sender';
 import { FakeCamera, startApp, type AppProcess } from '@camstream/testkit';
-import { FakeSender, garbage, pump, rawExchange, receiverHello, until } from './harness';
+import { FakeSender, garbage, pump, rawExchange, receiverHello, startServerWith, until } from './harness';
 
 // The sender's limits under hostile load, over real loopback TCP: connections that never finish
 // their handshake, headers nested deeper than any parser's stack, messages followed by garbage
@@ -27,19 +27,12 @@ import { FakeSender, garbage, pump, rawExchange, receiverHello, until } from './
 const SECRET = 's3cretvalue';
 const headless = { DISPLAY: undefined, WAYLAND_DISPLAY: undefined };
 
-async function startSender(extra: Partial<StreamServerOptions> = {}) {
+async function startSender(extra: Partial<Omit<StreamServerOptions, 'broadcast'>> = {}) {
   const camera = new FakeCamera({ width: 64, height: 48, fps: 30 });
   const log: string[] = [];
-  const server = await StreamServer.listen({
-    host: '127.0.0.1',
-    port: 0,
-    stream: { width: 64, height: 48, fps: 30, pixelFormat: 'bgr24', encoding: 'jpeg' },
-    maxViewers: 16,
-    log: (line) => log.push(line),
-    ...extra,
-  });
+  const server = await startServerWith(camera, 'jpeg', { maxViewers: 16, log: (line) => log.push(line), ...extra });
   const stop = new AbortController();
-  const pumping = pump(server, camera, 'jpeg', stop.signal);
+  const pumping = pump(server, camera, stop.signal);
   return {
     server,
     log,

@@ -59,6 +59,12 @@ export interface FrameCodec {
    * ignore it, so check whether `data` is `into`.
    */
   decode(payload: Buffer, encoding: Encoding, shape: { width: number; height: number; channels: number }, into?: Buffer | (() => Buffer)): Promise<RawImage>;
+  /**
+   * Scales an image to width x height (a lower quality rung, or a lower rung back up to the
+   * stream's size); `into`, if given, is a buffer of exactly the result's size to write into.
+   * Returns `image` itself when it already has that size.
+   */
+  resize(image: RawImage, width: number, height: number, into?: Buffer): Promise<RawImage>;
 }
 
 /** Which frame of the stream an image is, for sinks that show or forward it. */

@@ -1,6 +1,6 @@
 import type { Encoding, FrameCodec, RawImage } from '@camstream/media';
 import { DecodeError, describeThrown, EncodeError, ShapeMismatchError } from './errors';
-import { checkRawImage, imageFromMat, keepAlive, wrapImage } from './images';
+import { checkRawImage, imageFromMat, keepAlive, resizeMat, wrapImage } from './images';
 import { decodeJpegTo, findJpegDamage, readJpegFrameHeader } from './jpeg';
 import { loadOpenCV } from './load-opencv';
 
@@ -43,6 +43,21 @@ export class OpenCVCodec implements FrameCodec {
       keepAlive(image);
     }
     throw new RangeError(`unknown encoding: ${String(encoding)}`);
+  }
+
+  async resize(image: RawImage, width: number, height: number, into?: Buffer): Promise<RawImage> {
+    checkRawImage(image, `cannot resize to ${width}x${height}`);
+    if (!Number.isInteger(width) || !Number.isInteger(height) || width <= 0 || height <= 0) {
+      throw new RangeError(`resize target must be positive whole numbers, got ${width}x${height}`);
+    }
+    if (image.width === width && image.height === height) return image;
+    const resized = await resizeMat(wrapImage(image), width, height);
+    try {
+      return imageFromMat(resized, into);
+    } finally {
+      resized.release();
+      keepAlive(image);
+    }
   }
 
   async decode(payload: Buffer, encoding: Encoding, shape: Shape, into?: Buffer | (() => Buffer)): Promise<RawImage> {

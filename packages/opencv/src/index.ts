@@ -12,6 +12,8 @@ export { OpenCVCodec, DEFAULT_JPEG_QUALITY } from './codec';
 export { hasDisplay, probeDisplay, openWindow, OpenCVWindow } from './display';
 export type { DisplayStatus, WindowOptions, WindowCloseReason } from './display';
 export { openRecorder, startRecorder, RecorderProcess, VideoRecorder } from './recorder';
+export { drawMosaic } from './mosaic';
+export type { TileDrawing, CanvasRect } from './mosaic';
 export type { RecorderOptions } from './recorder';
 export {
   OpenCVAdapterError,

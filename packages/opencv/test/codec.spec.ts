@@ -78,3 +78,27 @@ describe('OpenCVCodec', () => {
     decoded.forEach((frame, i) => expect(frame.data.equals(frames[i]!.data)).toBe(true));
   });
 });
+
+describe('OpenCVCodec.resize', () => {
+  const codec = new OpenCVCodec();
+
+  it('scales a BGR image down and up, into the given buffer, keeping its colours', async () => {
+    const data = Buffer.alloc(64 * 32 * 3);
+    for (let i = 0; i < data.length; i += 3) data.set([200, 100, 50], i);
+    const image = { width: 64, height: 32, channels: 3, data };
+    const into = Buffer.alloc(16 * 8 * 3);
+    const small = await codec.resize(image, 16, 8, into);
+    expect(small).toMatchObject({ width: 16, height: 8, channels: 3 });
+    expect(small.data).toBe(into);
+    expect([...small.data.subarray(0, 3)]).toEqual([200, 100, 50]);
+    const big = await codec.resize(small, 64, 32);
+    expect(big.data.length).toBe(64 * 32 * 3);
+    expect([...big.data.subarray(-3)]).toEqual([200, 100, 50]);
+  });
+
+  it('returns the image itself at its own size, and refuses a bad target size', async () => {
+    const image = { width: 4, height: 4, channels: 3, data: Buffer.alloc(48) };
+    expect(await codec.resize(image, 4, 4)).toBe(image);
+    await expect(codec.resize(image, 0, 4)).rejects.toThrow('resize target must be positive whole numbers, got 0x4');
+  });
+});

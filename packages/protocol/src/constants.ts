@@ -1,7 +1,10 @@
 /** The name every hello carries; anything else is not a camstream peer. */
 export const PROTOCOL_NAME = 'camstream';
-/** Bumped on any change a version-1 peer could not read. */
-export const PROTOCOL_VERSION = 1;
+/**
+ * Bumped on any change an older peer could not read. Version 2 added flow control (acknowledgements)
+ * and quality rungs; a version-1 peer is refused with ERR_VERSION.
+ */
+export const PROTOCOL_VERSION = 2;
 
 /** Bytes of the big-endian unsigned message length that starts every message. */
 export const LENGTH_PREFIX_BYTES = 8;

@@ -42,7 +42,7 @@ const otherMessage: fc.Arbitrary<Sent> = fc
     fc.string({ minLength: 1, maxLength: 1000, unit: 'binary' }).map((reason): Header => ({ type: 'bye', reason })),
     fc.record({ code: fc.string(), reason: fc.string({ unit: 'grapheme' }) }).map((e): Header => ({ type: 'error', ...e })),
     fc.option(fc.string({ maxLength: 200 }), { nil: undefined }).map(
-      (name): Header => ({ type: 'hello', protocol: 'camstream', version: 1, role: 'receiver', ...(name === undefined ? {} : { name }) }),
+      (name): Header => ({ type: 'hello', protocol: 'camstream', version: 2, role: 'receiver', ...(name === undefined ? {} : { name }) }),
     ),
   )
   .map((header) => ({ header, payload: Buffer.alloc(0) }));

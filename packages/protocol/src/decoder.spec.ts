@@ -300,13 +300,13 @@ describe('hostile headers', () => {
   it('a hello of another version or protocol is ERR_VERSION', () => {
     const hello = helloFromReceiver.header;
     expectFailure(
-      [rawMessage({ header: { ...hello, version: 2 } })],
+      [rawMessage({ header: { ...hello, version: 1 } })],
       'ERR_VERSION',
-      'peer speaks protocol "camstream" version 2, this side speaks "camstream" version 1',
+      'peer speaks protocol "camstream" version 1, this side speaks "camstream" version 2',
     );
-    expectFailure([rawMessage({ header: { ...hello, protocol: 'other' } })], 'ERR_VERSION', 'peer speaks protocol "other" version 1');
+    expectFailure([rawMessage({ header: { ...hello, protocol: 'other' } })], 'ERR_VERSION', 'peer speaks protocol "other" version 2');
     // A newer hello may carry fields this version does not know: still a version error.
-    expectFailure([rawMessage({ header: { ...hello, version: 2, auth: { token: 'x' } } })], 'ERR_VERSION', 'version 2');
+    expectFailure([rawMessage({ header: { ...hello, version: 3, auth: { token: 'x' } } })], 'ERR_VERSION', 'version 3');
   });
 
   it('a hello, bye or error with a payload is ERR_LENGTH_MISMATCH', () => {

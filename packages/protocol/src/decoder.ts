@@ -18,6 +18,23 @@ import { checkPayloadLength, type Header, parseHeader } from './schema';
 export interface Message {
   header: Header;
   payload: Buffer;
+  /**
+   * The payload is a buffer taken from the decoder's `payloadBuffers`: the consumer owns it and
+   * gives it back once nothing reads it any more (or drops it, and the pool allocates anew).
+   */
+  pooled?: boolean;
+  /**
+   * How the message arrived, when push() was given arrival times: from the push that brought its
+   * first byte to the push that completed it. A receiver reports this in its acks (flow control).
+   */
+  arrival?: Arrival;
+}
+
+export interface Arrival {
+  /** Milliseconds between the push holding the message's first byte and the push completing it. */
+  spanMs: number;
+  /** Bytes of the message (all 8 + N of them) that came after that first push. */
+  spanBytes: number;
 }
 
 export interface DecoderOptions {
@@ -29,10 +46,33 @@ export interface DecoderOptions {
   verifyChecksum?: boolean;
   /** Optional extra limit on frame payloads, e.g. the size the stream announced. */
   maxFrameBytes?: number;
+  /**
+   * Where large frame payloads land: a destination taken from here as soon as the frame's header
+   * is read, filled as the bytes arrive (and, through payloadTarget(), read into directly), instead
+   * of a fresh Buffer per frame, whose pages cost a fault each (about 9 us here: milliseconds per
+   * raw 1080p frame). Used only under a frame limit (maxFrameBytes or limitFrameBytes), so that the
+   * destination's size is one the reader accepted before any payload byte arrives.
+   */
+  payloadBuffers?: PayloadBuffers;
+  /** Frame payloads of at least this many bytes go to payloadBuffers (default 64 KiB). */
+  pooledPayloadMinBytes?: number;
+  /**
+   * The caller reuses the memory of every pushed chunk once push() returns (a socket read buffer):
+   * the decoder then copies whatever it must keep, and never returns views of a chunk.
+   */
+  reusesChunks?: boolean;
+}
+
+/** A pool of payload destinations (e.g. the receiver's PayloadPool). */
+export interface PayloadBuffers {
+  /** A buffer of exactly `bytes` bytes that nothing else reads or writes until it is given back. */
+  take(bytes: number): Buffer;
+  /** Takes back a buffer from take(): its bytes may be overwritten from now on. */
+  give(buffer: Buffer): void;
 }
 
 /** What the decoder waits for next. */
-type State = 'messageLength' | 'headerLength' | 'header' | 'payload';
+type State = 'messageLength' | 'headerLength' | 'header' | 'payload' | 'pooledPayload';
 
 const TWO_POW_32 = 2 ** 32;
 // Refuses a BOM too (ignoreBOM keeps it, and JSON.parse then rejects it).
@@ -56,6 +96,13 @@ export class MessageDecoder {
    * off: shift() on a long array (a big frame in many small reads) can cost O(length) each time.
    */
   private readonly chunks: (Buffer | undefined)[] = [];
+  /** When each chunk arrived (push's `receivedAt`), parallel to `chunks`. */
+  private readonly chunkTimes: number[] = [];
+  /** Arrival of the message being read: its first chunk's time and how many of its bytes that chunk held. */
+  private messageFirstAt: number | undefined;
+  private messageBytesInFirstChunk = 0;
+  /** Arrival time of the chunk the last consumed byte came from. */
+  private lastConsumedAt = NaN;
   /** Index of the chunk being read. */
   private first = 0;
   /** Bytes of that chunk already consumed. */
@@ -70,6 +117,15 @@ export class MessageDecoder {
   private error: ProtocolError | undefined;
   private isStopped = false;
 
+  private readonly payloadBuffers: PayloadBuffers | undefined;
+  private readonly pooledPayloadMinBytes: number;
+  private readonly reusesChunks: boolean;
+  private frameLimitSet: boolean;
+  /** The pooled destination of the payload being read ('pooledPayload'), its filled bytes and their CRC. */
+  private target: Buffer | undefined;
+  private targetFilled = 0;
+  private targetCrc = 0;
+
   constructor(options: DecoderOptions = {}) {
     this.maxMessageBytes = limitOption('maxMessageBytes', options.maxMessageBytes, DEFAULT_MAX_MESSAGE_BYTES);
     if (this.maxMessageBytes > bufferConstants.MAX_LENGTH) {
@@ -78,6 +134,10 @@ export class MessageDecoder {
     this.maxHeaderBytes = limitOption('maxHeaderBytes', options.maxHeaderBytes, DEFAULT_MAX_HEADER_BYTES);
     this.maxFrameBytes = limitOption('maxFrameBytes', options.maxFrameBytes, Number.MAX_SAFE_INTEGER);
     this.verifyChecksum = options.verifyChecksum ?? true;
+    this.payloadBuffers = options.payloadBuffers;
+    this.pooledPayloadMinBytes = limitOption('pooledPayloadMinBytes', options.pooledPayloadMinBytes, 64 * 1024);
+    this.reusesChunks = options.reusesChunks ?? false;
+    this.frameLimitSet = options.maxFrameBytes !== undefined;
   }
   /**
    * Tightens the frame payload limit once the stream is known (a receiver learns it from the
@@ -85,6 +145,7 @@ export class MessageDecoder {
    */
   limitFrameBytes(maxFrameBytes: number): void {
     this.maxFrameBytes = limitOption('maxFrameBytes', maxFrameBytes, Number.MAX_SAFE_INTEGER);
+    this.frameLimitSet = true;
   }
 
   /**
@@ -97,8 +158,10 @@ export class MessageDecoder {
    * hello, then applies to the very next message even when both arrived in one chunk. A callback
    * that rejects the message calls stop() (or throws: the exception leaves push and stops the
    * decoder too), and the bytes after that message are never decoded.
+   *
+   * `receivedAt` (ms, any clock) is when the chunk arrived; with it, messages carry `arrival`.
    */
-  push(chunk: Buffer, onMessage?: (message: Message) => void): Message[] {
+  push(chunk: Buffer, onMessage?: (message: Message) => void, receivedAt?: number): Message[] {
     if (this.error) throw this.error;
     const messages: Message[] = [];
     if (this.isStopped) return messages;
@@ -107,9 +170,11 @@ export class MessageDecoder {
     // Drop the cleared slots once they are half the list: amortised O(1) per chunk.
     if (this.first > 0 && this.first * 2 >= this.chunks.length) {
       this.chunks.splice(0, this.first);
+      this.chunkTimes.splice(0, this.first);
       this.first = 0;
     }
     this.chunks.push(chunk);
+    this.chunkTimes.push(receivedAt ?? NaN);
     this.buffered += chunk.length;
     try {
       this.decodeBuffered(deliver);
@@ -118,6 +183,7 @@ export class MessageDecoder {
       if (err instanceof ProtocolError && !this.isStopped) this.fail(err);
       throw err;
     }
+    if (this.reusesChunks) this.keepCopyOf(chunk);
     return messages;
   }
 
@@ -136,9 +202,45 @@ export class MessageDecoder {
     return this.isStopped;
   }
 
-  /** Bytes held waiting for the rest of a message (for memory accounting). */
+  /**
+   * While a pooled payload is being read: the part of its destination still to be filled, for the
+   * caller to read bytes into directly (then call payloadWritten). The one copy left is the
+   * kernel's. Undefined otherwise: push() the bytes.
+   */
+  payloadTarget(): Buffer | undefined {
+    if (this.state !== 'pooledPayload' || this.error || this.isStopped) return undefined;
+    return this.target!.subarray(this.targetFilled, this.payloadLength);
+  }
+
+  /**
+   * `bytes` bytes were written at the start of payloadTarget(), arriving at `receivedAt`: like
+   * push() with them, but without a copy. Returns (or hands to onMessage) the messages completed.
+   */
+  payloadWritten(bytes: number, onMessage?: (message: Message) => void, receivedAt?: number): Message[] {
+    if (this.error) throw this.error;
+    if (this.isStopped) return [];
+    if (this.state !== 'pooledPayload') throw new Error('payloadWritten() without a payloadTarget()');
+    if (!Number.isInteger(bytes) || bytes < 0 || bytes > this.payloadLength - this.targetFilled) {
+      throw new RangeError(`payloadWritten(${bytes}): the payload has ${this.payloadLength - this.targetFilled} bytes left`);
+    }
+    const messages: Message[] = [];
+    const deliver = onMessage ? this.guarded(onMessage) : (message: Message) => void messages.push(message);
+    if (bytes === 0) return messages;
+    this.targetCrc = this.verifyChecksum ? crc32(this.target!.subarray(this.targetFilled, this.targetFilled + bytes), this.targetCrc) : 0;
+    this.targetFilled += bytes;
+    this.lastConsumedAt = receivedAt ?? NaN;
+    try {
+      this.decodeBuffered(deliver);
+    } catch (err) {
+      if (err instanceof ProtocolError && !this.isStopped) this.fail(err);
+      throw err;
+    }
+    return messages;
+  }
+
+  /** Bytes held waiting for the rest of a message, a pooled payload's filled part included (for memory accounting). */
   get bufferedBytes(): number {
-    return this.buffered;
+    return this.buffered + this.targetFilled;
   }
 
   /** True when bytes of an unfinished message are held (e.g. connection closed mid-message = truncated). */
@@ -184,11 +286,19 @@ export class MessageDecoder {
           if (this.buffered < this.payloadLength) return;
           deliver(this.readPayload());
           break;
+        case 'pooledPayload':
+          this.fillTarget();
+          if (this.targetFilled < this.payloadLength) return;
+          deliver(this.finishPooledPayload());
+          break;
       }
     }
   }
 
   private readMessageLength(): void {
+    const first = this.currentChunk();
+    this.messageFirstAt = this.chunkTimes[this.first];
+    this.messageBytesInFirstChunk = first.length - this.offset;
     // Two 32-bit halves, no BigInt and no allocation: a hostile 2^64-1 is refused right here.
     // high * 2^32 + low is exact below 2^53; above that it exceeds any limit anyway.
     const high = this.readUInt32();
@@ -247,11 +357,59 @@ export class MessageDecoder {
     }
     this.header = header;
     this.state = 'payload';
+    if (header.type === 'frame' && this.payloadBuffers && this.frameLimitSet && this.payloadLength >= this.pooledPayloadMinBytes) {
+      this.target = this.payloadBuffers.take(this.payloadLength);
+      if (this.target.length !== this.payloadLength) {
+        throw new RangeError(`payloadBuffers.take(${this.payloadLength}) returned ${this.target.length} bytes`);
+      }
+      this.targetFilled = 0;
+      this.targetCrc = 0;
+      this.state = 'pooledPayload';
+    }
+  }
+
+  /** Copies buffered bytes into the pooled destination (and checksums them while they are in cache). */
+  private fillTarget(): void {
+    const target = this.target!;
+    while (this.buffered > 0 && this.targetFilled < this.payloadLength) {
+      const source = this.currentChunk();
+      const take = Math.min(source.length - this.offset, this.payloadLength - this.targetFilled);
+      source.copy(target, this.targetFilled, this.offset, this.offset + take);
+      if (this.verifyChecksum) this.targetCrc = crc32(target.subarray(this.targetFilled, this.targetFilled + take), this.targetCrc);
+      this.targetFilled += take;
+      this.advance(take);
+    }
+  }
+
+  private finishPooledPayload(): Message {
+    const header = this.header as Header;
+    const payload = this.target!;
+    this.target = undefined;
+    this.targetFilled = 0;
+    if (header.type === 'frame' && this.verifyChecksum && this.targetCrc !== header.crc32) {
+      // Not given back: a pool keeps memory for frames that pass, never for a stream of failing ones.
+      throw new ChecksumError(`frame ${header.seq} payload CRC-32 is ${hex32(this.targetCrc)} but its header says ${hex32(header.crc32)}`);
+    }
+    return this.completed(header, payload, true);
+  }
+
+  /**
+   * reusesChunks: the caller is about to overwrite `chunk`; whatever of it is still held (the
+   * start of an unfinished message) is copied first.
+   */
+  private keepCopyOf(chunk: Buffer): void {
+    const last = this.chunks.length - 1;
+    if (last < this.first || this.chunks[last] !== chunk) return;
+    const start = last === this.first ? this.offset : 0;
+    const copy = Buffer.allocUnsafe(chunk.length - start);
+    chunk.copy(copy, 0, start);
+    this.chunks[last] = copy;
+    if (last === this.first) this.offset = 0;
   }
 
   private readPayload(): Message {
     const header = this.header as Header;
-    const payload = this.consume(this.payloadLength);
+    const payload = this.consume(this.payloadLength, this.reusesChunks);
     if (header.type === 'frame' && this.verifyChecksum) {
       const actual = crc32(payload);
       if (actual !== header.crc32) {
@@ -260,9 +418,19 @@ export class MessageDecoder {
         );
       }
     }
+    return this.completed(header, payload, false);
+  }
+
+  private completed(header: Header, payload: Buffer, pooled: boolean): Message {
     this.header = undefined;
     this.state = 'messageLength';
-    return { header, payload };
+    const message: Message = pooled ? { header, payload, pooled } : { header, payload };
+    const firstAt = this.messageFirstAt;
+    const lastAt = this.lastConsumedAt;
+    if (firstAt === undefined || Number.isNaN(firstAt) || Number.isNaN(lastAt)) return message;
+    const total = LENGTH_PREFIX_BYTES + this.messageLength;
+    message.arrival = { spanMs: Math.max(0, lastAt - firstAt), spanBytes: Math.max(0, total - this.messageBytesInFirstChunk) };
+    return message;
   }
 
   /** Reads a big-endian uint32 from the buffered bytes (caller checked there are 4). */
@@ -284,13 +452,13 @@ export class MessageDecoder {
 
   /**
    * Takes the next n buffered bytes (caller checked there are n): a view when they lie in one
-   * chunk, else one copy into a fresh Buffer. The decoder never writes into either afterwards.
+   * chunk (unless `copy`), else one copy into a fresh Buffer. The decoder never writes into either afterwards.
    */
-  private consume(n: number): Buffer {
+  private consume(n: number, copy = false): Buffer {
     if (n === 0) return Buffer.alloc(0);
     const chunk = this.currentChunk();
     const start = this.offset;
-    if (chunk.length - start >= n) {
+    if (!copy && chunk.length - start >= n) {
       this.advance(n);
       return chunk.subarray(start, start + n);
     }
@@ -312,6 +480,7 @@ export class MessageDecoder {
 
   /** Marks n bytes of the current chunk consumed (n never exceeds what is left of it). */
   private advance(n: number): void {
+    this.lastConsumedAt = this.chunkTimes[this.first] as number;
     this.buffered -= n;
     this.offset += n;
     if (this.offset === this.currentChunk().length) {
@@ -320,6 +489,7 @@ export class MessageDecoder {
       this.offset = 0;
       if (this.first === this.chunks.length) {
         this.chunks.length = 0;
+        this.chunkTimes.length = 0;
         this.first = 0;
       }
     }
@@ -334,10 +504,13 @@ export class MessageDecoder {
   private release(): void {
     this.state = 'messageLength';
     this.chunks.length = 0;
+    this.chunkTimes.length = 0;
     this.first = 0;
     this.offset = 0;
     this.buffered = 0;
     this.header = undefined;
+    this.target = undefined; // an unfinished or failed payload's destination is not given back (see finishPooledPayload)
+    this.targetFilled = 0;
   }
 }
 

@@ -59,7 +59,7 @@ describe('encodeMessage', () => {
   });
 
   it('refuses a hello of another version', () => {
-    expect(() => encodeMessage({ ...helloFromReceiver.header, version: 2 } as Header)).toThrow(VersionMismatchError);
+    expect(() => encodeMessage({ ...helloFromReceiver.header, version: 1 } as Header)).toThrow(VersionMismatchError);
   });
 
   it('refuses a payload that disagrees with the header', () => {

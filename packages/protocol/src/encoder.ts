@@ -59,6 +59,10 @@ export interface FrameFields {
   encoding: Encoding;
   /** Cumulative frames the sender skipped for this receiver; 0 when omitted. */
   dropped?: number;
+  /** The stream's quality rung the frame is on; 0 (the stream itself) when omitted. */
+  rung?: number;
+  /** An h264 frame that decoding can start at (section 4.6); written only when true. */
+  keyframe?: boolean;
 }
 
 /** Builds a validated frame header for `payload`, filling payloadLength and crc32 from it. */
@@ -74,6 +78,9 @@ export function frameHeader(payload: Buffer, fields: FrameFields): FrameHeader {
     payloadLength: payload.length,
     crc32: crc32(payload),
     dropped: fields.dropped ?? 0,
+    // Rung 0 is written as no rung at all: one way to say it.
+    ...(fields.rung ? { rung: fields.rung } : {}),
+    ...(fields.keyframe ? { keyframe: true } : {}),
   });
   checkPayloadLength(header, payload.length);
   return header;

@@ -9,6 +9,16 @@ describe('package exports', () => {
         'ChecksumError',
         'DEFAULT_MAX_HEADER_BYTES',
         'DEFAULT_MAX_MESSAGE_BYTES',
+        'DEFAULT_MAX_STREAM_SIZE',
+        'FlowWindow',
+        'ReceiverSession',
+        'SenderSession',
+        'SequenceCheck',
+        'SessionError',
+        'frameLimit',
+        'prepareFrame',
+        'checkFrameAgainstStream',
+        'streamRungs',
         'HEADER_LENGTH_BYTES',
         'LENGTH_PREFIX_BYTES',
         'LengthMismatchError',
@@ -19,6 +29,7 @@ describe('package exports', () => {
         'SchemaError',
         'TooLargeError',
         'VersionMismatchError',
+        'checkDecodableStart',
         'crc32',
         'newNonce',
         'proofsMatch',
@@ -34,7 +45,7 @@ describe('package exports', () => {
 
   it('has the agreed constants', () => {
     expect(protocol.PROTOCOL_NAME).toBe('camstream');
-    expect(protocol.PROTOCOL_VERSION).toBe(1);
+    expect(protocol.PROTOCOL_VERSION).toBe(2);
     expect(protocol.DEFAULT_MAX_MESSAGE_BYTES).toBe(64 * 1024 * 1024);
     expect(protocol.DEFAULT_MAX_HEADER_BYTES).toBe(64 * 1024);
     expect(protocol.LENGTH_PREFIX_BYTES).toBe(8);

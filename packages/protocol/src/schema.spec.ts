@@ -1,7 +1,7 @@
 import { z } from 'zod';
 import { ProtocolError, SchemaError, VersionMismatchError } from './errors';
 import { type FrameHeader, type HelloHeader, headerSchema, parseHeader, type StreamDescription } from './schema';
-import { goldenVectors, helloFromSender, jpegFrame } from './testing/vectors';
+import { goldenVectors, h264Keyframe, helloFromSender, jpegFrame } from './testing/vectors';
 
 const stream = (helloFromSender.header as Extract<HelloHeader, { role: 'sender' }>).stream;
 const frame = jpegFrame.header as FrameHeader;
@@ -29,9 +29,9 @@ describe('parseHeader', () => {
   });
 
   it('accepts a hello without the optional name and stream fields', () => {
-    expect(parseHeader({ type: 'hello', protocol: 'camstream', version: 1, role: 'receiver' })).toBeDefined();
+    expect(parseHeader({ type: 'hello', protocol: 'camstream', version: 2, role: 'receiver' })).toBeDefined();
     const minimal: StreamDescription = { width: 1, height: 1, fps: 0, pixelFormat: 'bgr24', encoding: 'raw-bgr' };
-    expect(parseHeader({ type: 'hello', protocol: 'camstream', version: 1, role: 'sender', stream: minimal })).toBeDefined();
+    expect(parseHeader({ type: 'hello', protocol: 'camstream', version: 2, role: 'sender', stream: minimal })).toBeDefined();
   });
 
   it.each<[string, Partial<StreamDescription> | Record<string, unknown>]>([
@@ -41,14 +41,32 @@ describe('parseHeader', () => {
     ['fps', { fps: 1001 }],
     ['fps', { fps: -1 }],
     ['pixelFormat', { pixelFormat: 'rgb24' }],
-    ['encoding', { encoding: 'h264' }],
+    ['encoding', { encoding: 'h265' }],
     ['quality', { quality: 0 }],
+    ['bitrate', { bitrate: 0 }],
+    ['bitrate', { bitrate: 1.5 }],
+    ['rungs.0.bitrate', { rungs: [{ width: 4, height: 4, bitrate: -1 }] }],
     ['quality', { quality: 101 }],
     ['source', { source: 'x'.repeat(201) }],
     ['', { extra: true }],
   ])('refuses a stream description with a bad %s', (field, change) => {
     const message = schemaFailure({ ...helloFromSender.header, stream: { ...stream, ...change } }).message;
     expect(message).toContain(field ? `stream.${field}:` : 'Unrecognized key: "extra"');
+  });
+
+  it('accepts an h264 stream with bitrate rungs (section 4.6)', () => {
+    const h264: StreamDescription = { ...stream, encoding: 'h264', bitrate: 4_000_000, rungs: [{ width: 640, height: 480, bitrate: 2_400_000 }] };
+    delete h264.quality;
+    expect(parseHeader({ ...helloFromSender.header, stream: h264 })).toMatchObject({ stream: h264 });
+  });
+
+  it('takes keyframe: true on an h264 frame only, and never false', () => {
+    const key = h264Keyframe.header as FrameHeader;
+    expect(parseHeader(key)).toEqual(key);
+    const { keyframe: _keyframe, ...other } = key;
+    expect(parseHeader(other)).toEqual(other);
+    expect(schemaFailure({ ...key, keyframe: false }).message).toMatch(/^invalid "frame" header: keyframe: /);
+    expect(schemaFailure({ ...frame, keyframe: true }).message).toBe('invalid "frame" header: keyframe: only an h264 frame can be a keyframe (got true)');
   });
 
   it('refuses a name over 200 characters', () => {
@@ -101,7 +119,7 @@ describe('parseHeader', () => {
   it('checks protocol and version before the shape of a hello', () => {
     expect(() => parseHeader({ type: 'hello', protocol: 'camstream', version: 3, role: 'receiver', newField: 1 })).toThrow(VersionMismatchError);
     expect(() => parseHeader({ type: 'hello', protocol: 'rtsp', version: 1, role: 'receiver' })).toThrow(
-      'peer speaks protocol "rtsp" version 1, this side speaks "camstream" version 1',
+      'peer speaks protocol "rtsp" version 1, this side speaks "camstream" version 2',
     );
     // A hello missing the fields is a schema error, not a version one.
     expect(schemaFailure({ type: 'hello', role: 'receiver' }).message).toContain('protocol:');

@@ -6,10 +6,14 @@ import { LengthMismatchError, SchemaError, VersionMismatchError } from './errors
 const MAX_DIMENSION = 16384;
 const MAX_NAME_CHARS = 200;
 const MAX_BYE_REASON_CHARS = 1000;
+/** A ladder longer than this is not a quality ladder any more. */
+const MAX_RUNGS = 16;
 
 const dimension = z.number().int().min(1).max(MAX_DIMENSION);
+/** Bits per second of an H.264 rung: 1 bit/s to 10 Gbit/s (far above any stream). */
+const bitrate = z.number().int().min(1).max(10_000_000_000);
 
-export const encodingSchema = z.enum(['raw-bgr', 'jpeg', 'png']);
+export const encodingSchema = z.enum(['raw-bgr', 'jpeg', 'png', 'h264']);
 export type Encoding = z.infer<typeof encodingSchema>;
 
 export const streamDescriptionSchema = z.strictObject({
@@ -19,7 +23,18 @@ export const streamDescriptionSchema = z.strictObject({
   pixelFormat: z.literal('bgr24'),
   encoding: encodingSchema,
   quality: z.number().int().min(1).max(100).optional(),
+  /** An h264 stream's bitrate on rung 0, in bits per second (section 4.6). */
+  bitrate: bitrate.optional(),
   source: z.string().max(MAX_NAME_CHARS).optional(),
+  /**
+   * The lower qualities the sender may switch a receiver to when its link cannot carry the stream
+   * (section 4.4), best first. Rung 0 is the stream itself (width, height, quality above) and is
+   * not listed; entry i here is rung i + 1. Absent: the sender only drops frames.
+   */
+  rungs: z
+    .array(z.strictObject({ width: dimension, height: dimension, quality: z.number().int().min(1).max(100).optional(), bitrate: bitrate.optional() }))
+    .max(MAX_RUNGS)
+    .optional(),
 });
 export type StreamDescription = z.infer<typeof streamDescriptionSchema>;
 
@@ -67,6 +82,16 @@ export const frameHeaderSchema = z.strictObject({
   payloadLength: z.number().int().min(0),
   crc32: z.number().int().min(0).max(0xffff_ffff),
   dropped: z.number().int().min(0),
+  /** Which quality rung of the stream this frame is (section 4.4); absent means 0, the stream itself. */
+  rung: z.number().int().min(1).max(MAX_RUNGS).optional(),
+  /**
+   * An h264 frame whose access unit holds an IDR picture: decoding can start here (section 4.6).
+   * Absent on every other frame: `false` is never written, and only h264 frames may carry it.
+   */
+  keyframe: z.literal(true).optional(),
+}).refine((frame) => frame.keyframe === undefined || frame.encoding === 'h264', {
+  message: 'only an h264 frame can be a keyframe',
+  path: ['keyframe'],
 });
 export type FrameHeader = z.infer<typeof frameHeaderSchema>;
 
@@ -98,6 +123,20 @@ export const authHeaderSchema = z.strictObject({
 });
 export type AuthHeader = z.infer<typeof authHeaderSchema>;
 
+/**
+ * Receiver -> sender, for every frame received (section 4.3): opens the sender's flow-control
+ * window and tells it how fast the frame arrived.
+ */
+export const ackHeaderSchema = z.strictObject({
+  type: z.literal('ack'),
+  seq: z.number().int().min(0),
+  /** Milliseconds from the read that brought the frame's first byte to the read that completed it. */
+  spanMs: z.number().min(0).max(3_600_000),
+  /** Bytes of the frame message that arrived after that first read. */
+  spanBytes: z.number().int().min(0),
+});
+export type AckHeader = z.infer<typeof ackHeaderSchema>;
+
 /** Sender -> receiver when no frame went out for a while: the connection is alive. */
 export const pingHeaderSchema = z.strictObject({
   type: z.literal('ping'),
@@ -117,6 +156,7 @@ export const headerSchema = z.discriminatedUnion('type', [
   challengeHeaderSchema,
   authHeaderSchema,
   pingHeaderSchema,
+  ackHeaderSchema,
 ]);
 export type Header = z.infer<typeof headerSchema>;
 
@@ -168,6 +208,7 @@ export function checkPayloadLength(header: Header, payloadLength: number): void 
     case 'challenge':
     case 'auth':
     case 'ping':
+    case 'ack':
       if (payloadLength !== 0) {
         throw new LengthMismatchError(
           `${header.type} message has ${payloadLength} payload bytes but must have none`,

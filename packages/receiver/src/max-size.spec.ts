@@ -1,5 +1,5 @@
 import { parseReceiverArgs } from './options';
-import { DEFAULT_MAX_STREAM_SIZE } from './session';
+import { DEFAULT_MAX_STREAM_SIZE } from '@camstream/protocol';
 
 describe('--max-size', () => {
   it('defaults to the session limit, 8K UHD', () => {

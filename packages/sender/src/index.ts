@@ -1,5 +1,12 @@
-export { StreamServer, ListenError, type StreamServerOptions } from './stream-server';
+export { StreamServer, type StreamServerOptions } from './stream-server';
+export { ListenError } from './listening';
+export { Broadcast, type BroadcastOptions, type BroadcastResult, type ImageOutlet } from './broadcast';
+export { OutgoingFrame } from './outgoing-frame';
+export { TcpViewer, type TcpViewerOptions } from './tcp-viewer';
+export { SharedImage } from './shared-image';
+export { TutorialServer, type TutorialServerOptions } from './tutorial-server';
+export { TutorialViewer, type TutorialViewerOptions } from './tutorial-viewer';
+export { SenderStats, type ViewerFigures } from './stats';
 export { pumpFrames, type PumpOptions, type PumpResult } from './pump';
-export type { EncodedFrame } from './encoded-frame';
 export { parseSenderArgs, type SenderOptions } from './options';
 export { run } from './cli';

@@ -1,7 +1,9 @@
+import type { Delivery, Outlet } from '@camstream/fanout';
 import type { FrameCodec, FrameSink, FrameSource, RawImage } from '@camstream/media';
-import { crc32 } from '@camstream/protocol';
+import { crc32, type StreamDescription } from '@camstream/protocol';
 import { FakeCamera, readFrameNumber } from '@camstream/testkit';
-import type { EncodedFrame } from './encoded-frame';
+import { Broadcast } from './broadcast';
+import type { OutgoingFrame } from './outgoing-frame';
 import { pumpFrames } from './pump';
 
 /** A raw passthrough codec that counts its calls. */
@@ -12,11 +14,44 @@ function countingCodec() {
       encoded.push(image);
       return image.data;
     },
+    resize: async () => {
+      throw new Error('not used');
+    },
     decode: async () => {
       throw new Error('not used');
     },
   };
   return { codec, encoded };
+}
+
+function rawStream(source: FrameSource, encoding: StreamDescription['encoding'] = 'raw-bgr'): StreamDescription {
+  const { width, height, fps } = source.info;
+  return { width, height, fps, pixelFormat: 'bgr24', encoding };
+}
+
+/**
+ * A viewer stand-in on rung 0. By default it writes every frame at once; with `hold`, it keeps
+ * each frame (as a socket still writing it would) until release() is called.
+ */
+class RecordingOutlet implements Outlet<OutgoingFrame> {
+  readonly frames: OutgoingFrame[] = [];
+  readonly held: Array<Delivery<OutgoingFrame>> = [];
+  constructor(private readonly options: { hold?: boolean; take?: boolean } = {}) {}
+  chooseRung(): number {
+    return 0;
+  }
+  offer(delivery: Delivery<OutgoingFrame>): void {
+    this.frames.push(delivery.frame);
+    if (this.options.hold) {
+      delivery.frame.retain();
+      this.held.push(delivery);
+    }
+    if (this.options.take !== false) delivery.settle(true);
+  }
+  /** Lets go of every frame it holds (written, or dropped). */
+  releaseAll(): void {
+    for (const d of this.held.splice(0)) d.frame.release();
+  }
 }
 
 /** Resolves once condition() holds, looking again every few milliseconds; rejects after timeoutMs. */
@@ -31,59 +66,77 @@ async function eventually(condition: () => boolean, what: string, timeoutMs = 50
 describe('pumpFrames', () => {
   it('encodes each captured frame once and publishes it with its number, size and CRC', async () => {
     const { codec, encoded } = countingCodec();
-    const published: EncodedFrame[] = [];
     const source = new FakeCamera({ width: 64, height: 48, fps: 0, frames: 6 });
-    expect(await pumpFrames({ source, codec, encoding: 'raw-bgr', publish: (f) => published.push(f) })).toBe('source-ended');
+    const broadcast = new Broadcast({ codec, stream: rawStream(source) });
+    const viewer = new RecordingOutlet();
+    broadcast.add(viewer);
+    expect(await pumpFrames({ source, broadcast })).toBe('source-ended');
     expect(encoded).toHaveLength(6);
-    expect(published.map((f) => f.header.seq)).toEqual([0, 1, 2, 3, 4, 5]);
-    for (const frame of published) {
-      expect(frame.header).toMatchObject({ width: 64, height: 48, channels: 3, encoding: 'raw-bgr', payloadLength: 64 * 48 * 3 });
-      expect(frame.header.crc32).toBe(crc32(frame.payload));
-      expect(readFrameNumber({ width: 64, height: 48, channels: 3, data: frame.payload })).toBe(frame.header.seq);
+    expect(viewer.frames.map((f) => f.seq)).toEqual([0, 1, 2, 3, 4, 5]);
+    for (const frame of viewer.frames) {
+      const { header, payload } = frame.prepared;
+      expect(header).toMatchObject({ width: 64, height: 48, channels: 3, encoding: 'raw-bgr', payloadLength: 64 * 48 * 3 });
+      expect(header.crc32).toBe(crc32(payload));
+      expect(readFrameNumber({ width: 64, height: 48, channels: 3, data: payload })).toBe(header.seq);
     }
   });
 
-  it('captures but does not encode while nobody watches', async () => {
+  it('captures but does not encode while nobody watches, and numbers from 0 once someone does', async () => {
     const { codec, encoded } = countingCodec();
-    const published: EncodedFrame[] = [];
-    const source = new FakeCamera({ width: 64, height: 48, fps: 0, frames: 10 });
+    // A paced source (a camera) is read on time whether anyone watches or not.
+    const source = new FakeCamera({ width: 64, height: 48, fps: 500, frames: 10 });
+    const broadcast = new Broadcast({ codec, stream: rawStream(source) });
+    const viewer = new RecordingOutlet();
     let captured = 0;
-    const counting = { ...source, info: source.info, close: () => source.close(), read: async () => ((captured++, await source.read())) };
-    await pumpFrames({ source: counting, codec, encoding: 'raw-bgr', publish: (f) => published.push(f), hasAudience: () => captured > 4 });
+    const counting: FrameSource = {
+      info: source.info,
+      close: () => source.close(),
+      read: async () => {
+        if (++captured === 5) broadcast.add(viewer);
+        return source.read();
+      },
+    };
+    await pumpFrames({ source: counting, broadcast });
     expect(captured).toBe(11); // ten frames and the final null
-    expect(encoded.length).toBe(published.length);
-    expect(published.length).toBeLessThan(10);
-    expect(published.length).toBeGreaterThanOrEqual(5);
+    expect(encoded.length).toBe(viewer.frames.length);
+    expect(viewer.frames.length).toBeLessThan(10);
+    expect(viewer.frames.length).toBeGreaterThanOrEqual(5);
+    expect(viewer.frames.map((f) => f.seq)).toEqual(viewer.frames.map((_, i) => i));
   });
 
   it('stops when aborted', async () => {
     const { codec } = countingCodec();
     const abort = new AbortController();
     const source = new FakeCamera({ width: 64, height: 48, fps: 0 });
+    const broadcast = new Broadcast({ codec, stream: rawStream(source) });
     let count = 0;
-    const result = await pumpFrames({ source, codec, encoding: 'raw-bgr', publish: () => ++count === 3 && abort.abort(), signal: abort.signal });
+    broadcast.add(new RecordingOutlet());
+    const result = await pumpFrames({ source, broadcast, onPublished: () => ++count === 3 && abort.abort(), signal: abort.signal });
     expect(result).toBe('stopped');
     expect(count).toBe(3);
   });
 
   describe('gives captured pixels back to the source', () => {
     /** A FakeCamera that records what is handed back, and a codec and preview that check it is not too early. */
-    function recyclingSetup() {
-      const camera = new FakeCamera({ width: 64, height: 48, fps: 0, frames: 8 });
-      const recycled = new Set<RawImage>();
+    function recyclingSetup(frames = 8) {
+      const camera = new FakeCamera({ width: 64, height: 48, fps: 0, frames });
+      const recycled: RawImage[] = [];
       let tooEarly = 0;
       let previewed = 0;
       const source: FrameSource = {
         info: camera.info,
         read: () => camera.read(),
         close: () => camera.close(),
-        recycle: (image) => void recycled.add(image),
+        recycle: (image) => void recycled.push(image),
       };
       const codec: FrameCodec = {
         encode: async (image) => {
           await new Promise((resolve) => setTimeout(resolve, 5));
-          if (recycled.has(image)) tooEarly++;
+          if (recycled.includes(image)) tooEarly++;
           return Buffer.from(image.data);
+        },
+        resize: async () => {
+          throw new Error('not used');
         },
         decode: async () => {
           throw new Error('not used');
@@ -92,7 +145,7 @@ describe('pumpFrames', () => {
       const preview: FrameSink = {
         write: async (image) => {
           await new Promise((resolve) => setTimeout(resolve, 5));
-          if (recycled.has(image)) tooEarly++;
+          if (recycled.includes(image)) tooEarly++;
           previewed++;
         },
         close: async () => undefined,
@@ -102,20 +155,31 @@ describe('pumpFrames', () => {
 
     it('once encoded and previewed', async () => {
       const { source, codec, preview, recycled, tooEarly } = recyclingSetup();
-      await pumpFrames({ source, codec, encoding: 'jpeg', preview, publish: () => undefined });
+      const broadcast = new Broadcast({ codec, stream: rawStream(source, 'png') });
+      broadcast.add(new RecordingOutlet());
+      await pumpFrames({ source, broadcast, preview });
       // The last preview may still run after the pump returns: its frame is recycled after it.
-      await eventually(() => recycled.size === 8, 'all 8 frames to be recycled');
+      await eventually(() => recycled.length === 8, 'all 8 frames to be recycled');
+      expect(new Set(recycled).size).toBe(8);
       expect(tooEarly()).toBe(0);
     });
 
-    it('never for raw frames, whose payload is the captured image itself', async () => {
-      const { source, preview, recycled, previewed } = recyclingSetup();
+    it('raw frames, whose payload is the captured image itself, only once every viewer let go of them', async () => {
+      const { source, preview, recycled, previewed } = recyclingSetup(4);
       const { codec } = countingCodec();
-      await pumpFrames({ source, codec, encoding: 'raw-bgr', preview, publish: () => undefined });
-      await eventually(() => previewed() === 8, 'all 8 previews to finish');
+      const broadcast = new Broadcast({ codec, stream: rawStream(source) });
+      const quick = new RecordingOutlet();
+      const slow = new RecordingOutlet({ hold: true });
+      broadcast.add(quick);
+      broadcast.add(slow);
+      await pumpFrames({ source, broadcast, preview });
+      await eventually(() => previewed() === 4, 'all 4 previews to finish');
       // A recycle chained on the last preview would have run by the next turn of the loop.
       await new Promise((resolve) => setImmediate(resolve));
-      expect(recycled.size).toBe(0);
+      expect(recycled).toEqual([]);
+      slow.releaseAll();
+      await eventually(() => recycled.length === 4, 'all 4 frames to be recycled');
+      expect(recycled.map((image) => image.data)).toEqual(slow.frames.map((f) => f.prepared.payload));
     });
   });
 
@@ -132,16 +196,30 @@ describe('pumpFrames', () => {
       return { source, reads: () => reads };
     }
 
+    /** Resolves when the pump starts waiting for a viewer to join. */
+    function waitingForViewer(broadcast: Broadcast): Promise<void> {
+      const nextViewer = broadcast.nextViewer.bind(broadcast);
+      return new Promise((resolve) => {
+        broadcast.nextViewer = (orNow) => {
+          resolve();
+          return nextViewer(orNow);
+        };
+      });
+    }
+
     /** How many reads had happened when a timer set now got to run (timers only run if the loop yields). */
     function readsWhenTimerRan(reads: () => number): Promise<number> {
       return new Promise((resolve) => setTimeout(() => resolve(reads()), 0));
     }
 
-    it('yields to timers and I/O while nobody watches', async () => {
+    it('yields to timers and I/O while nobody watches (with a preview, it is read all along)', async () => {
       const { source, reads } = immediateSource(2000);
       const timer = readsWhenTimerRan(reads);
       const { codec } = countingCodec();
-      await pumpFrames({ source, codec, encoding: 'raw-bgr', publish: () => undefined, hasAudience: () => false });
+      const broadcast = new Broadcast({ codec, stream: rawStream(source) });
+      const preview: FrameSink = { write: () => undefined, close: async () => undefined };
+      await pumpFrames({ source, broadcast, preview });
+      expect(reads()).toBe(2001);
       expect(await timer).toBeLessThan(2000);
     });
 
@@ -149,38 +227,27 @@ describe('pumpFrames', () => {
       const { source, reads } = immediateSource(2000);
       const timer = readsWhenTimerRan(reads);
       const { codec } = countingCodec();
-      let published = 0;
-      await pumpFrames({ source, codec, encoding: 'raw-bgr', publish: () => void published++, hasAudience: () => true });
-      expect(published).toBe(2000);
+      const broadcast = new Broadcast({ codec, stream: rawStream(source) });
+      const viewer = new RecordingOutlet();
+      broadcast.add(viewer);
+      await pumpFrames({ source, broadcast });
+      expect(viewer.frames).toHaveLength(2000);
       expect(await timer).toBeLessThan(2000);
     });
 
     it('is not read while nobody watches, until someone does', async () => {
       const { source, reads } = immediateSource(Infinity);
       const { codec } = countingCodec();
-      let watching = false;
-      let audienceArrives!: () => void;
-      let untilAudienceCalled!: () => void;
-      const waiting = new Promise<void>((resolve) => (untilAudienceCalled = resolve));
+      const broadcast = new Broadcast({ codec, stream: rawStream(source) });
+      const waiting = waitingForViewer(broadcast);
       const abort = new AbortController();
       let published = 0;
-      const pumping = pumpFrames({
-        source,
-        codec,
-        encoding: 'raw-bgr',
-        publish: () => ++published === 3 && abort.abort(),
-        hasAudience: () => watching,
-        untilAudience: () => {
-          untilAudienceCalled();
-          return new Promise<void>((resolve) => (audienceArrives = resolve));
-        },
-        signal: abort.signal,
-      });
+      const pumping = pumpFrames({ source, broadcast, onPublished: () => ++published === 3 && abort.abort(), signal: abort.signal });
+      // Nobody watches: after the first read, the pump waits for a viewer instead of reading on.
       await waiting;
       expect(reads()).toBe(1);
       expect(published).toBe(0);
-      watching = true;
-      audienceArrives();
+      broadcast.add(new RecordingOutlet());
       expect(await pumping).toBe('stopped');
       expect(published).toBe(3);
     });
@@ -188,19 +255,41 @@ describe('pumpFrames', () => {
     it('stops while waiting for an audience when aborted', async () => {
       const { source } = immediateSource(Infinity);
       const { codec } = countingCodec();
+      const broadcast = new Broadcast({ codec, stream: rawStream(source) });
       const abort = new AbortController();
-      const pumping = pumpFrames({
-        source,
-        codec,
-        encoding: 'raw-bgr',
-        publish: () => undefined,
-        hasAudience: () => false,
-        untilAudience: () => {
-          abort.abort();
-          return new Promise<void>(() => undefined);
-        },
-        signal: abort.signal,
-      });
+      const waiting = waitingForViewer(broadcast);
+      const pumping = pumpFrames({ source, broadcast, signal: abort.signal });
+      await waiting;
+      abort.abort();
+      expect(await pumping).toBe('stopped');
+    });
+
+    it('publishes the next frame only once the previous one was taken, or a viewer joined', async () => {
+      const { source, reads } = immediateSource(Infinity);
+      const { codec } = countingCodec();
+      const broadcast = new Broadcast({ codec, stream: rawStream(source) });
+      let waitedForTaken!: () => void;
+      const waited = new Promise<void>((resolve) => (waitedForTaken = resolve));
+      const whenViewerJoins = broadcast.whenViewerJoins.bind(broadcast);
+      broadcast.whenViewerJoins = (listener) => {
+        waitedForTaken();
+        return whenViewerJoins(listener);
+      };
+      // Takes nothing: the frame waits in its slot, as for a viewer whose window is full.
+      const stuck = new RecordingOutlet({ take: false });
+      broadcast.add(stuck);
+      const abort = new AbortController();
+      const pumping = pumpFrames({ source, broadcast, signal: abort.signal });
+      // Frame 1 was read while frame 0 was published; the pump now waits for frame 0 to be taken.
+      await waited;
+      expect(stuck.frames).toHaveLength(1);
+      expect(reads()).toBe(2);
+      // A newcomer gets a frame at once, though the first viewer still holds the previous one.
+      const newcomer = new RecordingOutlet();
+      broadcast.add(newcomer);
+      await eventually(() => newcomer.frames.length >= 5, 'frames for the newcomer');
+      expect(newcomer.frames.map((f) => f.seq).slice(0, 5)).toEqual([1, 2, 3, 4, 5]);
+      abort.abort();
       expect(await pumping).toBe('stopped');
     });
   });

@@ -3,27 +3,32 @@ import tls from 'node:tls';
 import {
   encodeMessage,
   MessageDecoder,
-  newNonce,
-  PROTOCOL_NAME,
-  PROTOCOL_VERSION,
   ProtocolError,
-  proofsMatch,
-  receiverProof,
-  senderProof,
+  SenderSession,
+  SessionError,
+  type FlowWindowOptions,
   type Header,
-  type StreamDescription,
+  type SenderSessionEnd,
+  type SenderSessionEvent,
 } from '@camstream/protocol';
-import type { EncodedFrame } from './encoded-frame';
+import type { Broadcast } from './broadcast';
+import { addressOf, listenOn, portOf } from './listening';
 import { PendingHandshakes } from './pending-handshakes';
 import { RefusalLog } from './refusal-log';
-import { Viewer } from './viewer';
+import { formatMbps } from './format';
+import { TcpViewer } from './tcp-viewer';
 
 export interface StreamServerOptions {
   host: string;
   port: number;
-  stream: StreamDescription;
+  /** The stream (what the hello announces) and the fan-out that viewers join. */
+  broadcast: Broadcast;
+  /** The sender's name, sent in its hello (--name). */
+  name?: string;
   /** Receivers served at once, counted once their handshake has finished; more are refused with a reason. */
   maxViewers: number;
+  /** Move each viewer along the quality ladder as its link allows (default true); off: rung 0 always. */
+  adapt?: boolean;
   /** A client that has not finished its handshake (TLS, hello, auth) by then is refused (default 5 s). */
   handshakeTimeoutMs?: number;
   /** Connections in their handshake at once, from all addresses (default 128): see PendingHandshakes. */
@@ -38,8 +43,13 @@ export interface StreamServerOptions {
   tls?: { cert: Buffer; key: Buffer };
   /** A viewer that got nothing for this long is sent a ping (default 2 s). */
   pingIntervalMs?: number;
-  /** A viewer whose socket takes no bytes for this long is disconnected (default 30 s). */
+  /**
+   * A viewer that acknowledges nothing while frames wait for it (ERR_STALLED), or whose socket
+   * takes no bytes, for this long is disconnected (default 30 s).
+   */
   stalledViewerTimeoutMs?: number;
+  /** Flow-control settings for every viewer (PROTOCOL.md 4.3; defaults there). */
+  flow?: FlowWindowOptions;
   log?: (line: string) => void;
 }
 
@@ -48,22 +58,24 @@ const MAX_CLIENT_MESSAGE_BYTES = 64 * 1024;
 /** How long a closing connection is given to read its last message (a bye or an error) before it is cut off. */
 const CLOSE_GRACE_MS = 1000;
 const DEFAULT_HANDSHAKE_TIMEOUT_MS = 5000;
+const DEFAULT_STALLED_VIEWER_TIMEOUT_MS = 30_000;
 /** A receiver's handshake takes a round trip or two: this many at once from one address is a flood. */
 const DEFAULT_MAX_PENDING_PER_ADDRESS = 64;
 const DEFAULT_MAX_PENDING_HANDSHAKES = 128;
 /** How much of what a peer says about itself (an error's reason) goes into a log line. */
 const MAX_QUOTED_CHARS = 200;
 
-export class ListenError extends Error {}
-
 /** One accepted TCP connection, from accept to close; it becomes a viewer once its handshake finished. */
 class Connection {
   /** Where camstream messages go: the TCP socket, or the TLS socket on it once TLS is up. */
   socket: Socket | undefined;
   decoder: MessageDecoder | undefined;
-  viewer: Viewer | undefined;
+  session: SenderSession | undefined;
+  viewer: TcpViewer | undefined;
   /** Refused or told to go: it is only waiting to be closed. */
   ending = false;
+  /** What the log says about a refusal, when it says more than the error sent (the deadline's length). */
+  refusalNote: string | undefined;
   deadline: NodeJS.Timeout | undefined;
 
   constructor(
@@ -72,6 +84,8 @@ class Connection {
     readonly peer: string,
     /** The source address, what the per-address handshake limit counts. */
     readonly address: string,
+    /** performance.now() at accept: the handshake deadline counts from here, TLS included. */
+    readonly acceptedAt: number,
   ) {}
 
   /** How log lines name it. */
@@ -81,22 +95,23 @@ class Connection {
 }
 
 /**
- * Accepts receivers, runs the handshake and fans every encoded frame out to all of them.
- * Knows nothing about capture or codecs: frames arrive already encoded, once.
+ * The sockets around SenderSession: accepts receivers (TCP or TLS), decodes what they send and
+ * feeds it to their session, writes what the session says, and closes when it says so. A receiver
+ * whose handshake finished becomes a TcpViewer in the broadcast, which hands it every frame.
+ * Knows nothing about capture or codecs.
  */
 export class StreamServer {
   private readonly connections = new Set<Connection>();
-  private readonly viewers = new Map<Connection, Viewer>();
+  private readonly viewers = new Map<Connection, TcpViewer>();
   private readonly pending: PendingHandshakes<Connection>;
   /** TLS connections whose TLS handshake is under way, by peer (what links the TLS socket to its TCP one). */
   private readonly awaitingTls = new Map<string, Connection>();
   private readonly refusals: RefusalLog;
   private readonly log: (line: string) => void;
   private readonly handshakeTimeoutMs: number;
+  private readonly stalledViewerTimeoutMs: number;
   private nextViewerId = 1;
   private closing = false;
-  private viewerJoined: (() => void) | undefined;
-
   private readonly maintenance: NodeJS.Timeout;
 
   private constructor(
@@ -106,6 +121,7 @@ export class StreamServer {
     this.log = options.log ?? (() => undefined);
     this.refusals = new RefusalLog(this.log, { ...(options.refusalSummaryMs === undefined ? {} : { summaryMs: options.refusalSummaryMs }) });
     this.handshakeTimeoutMs = options.handshakeTimeoutMs ?? DEFAULT_HANDSHAKE_TIMEOUT_MS;
+    this.stalledViewerTimeoutMs = options.stalledViewerTimeoutMs ?? DEFAULT_STALLED_VIEWER_TIMEOUT_MS;
     this.pending = new PendingHandshakes({
       total: options.maxPendingHandshakes ?? DEFAULT_MAX_PENDING_HANDSHAKES,
       perAddress: options.maxPendingPerAddress ?? DEFAULT_MAX_PENDING_PER_ADDRESS,
@@ -116,34 +132,27 @@ export class StreamServer {
       server.on('secureConnection', (socket: tls.TLSSocket) => this.secured(socket));
       server.on('tlsClientError', (err: Error, socket: tls.TLSSocket) => this.tlsFailed(err, socket));
     }
-    const pingMs = options.pingIntervalMs ?? 2000;
-    this.maintenance = setInterval(() => this.maintain(pingMs), Math.min(pingMs, 1000));
+    // Often enough for pings, for the stall limit and for held-back log lines.
+    const tickMs = Math.max(50, Math.min(options.pingIntervalMs ?? 2000, this.stalledViewerTimeoutMs / 4, 1000));
+    this.maintenance = setInterval(() => this.maintain(), tickMs);
     this.maintenance.unref();
   }
 
   static listen(options: StreamServerOptions): Promise<StreamServer> {
     // No handshakeTimeout for TLS: the sender's own deadline, from accept on, covers TLS too.
     const server = options.tls ? tls.createServer({ cert: options.tls.cert, key: options.tls.key, minVersion: 'TLSv1.2' }) : net.createServer();
-    return new Promise((resolve, reject) => {
-      server.once('error', (err: NodeJS.ErrnoException) => reject(new ListenError(describeListenError(err, options), { cause: err })));
-      server.listen({ host: options.host, port: options.port, backlog: 64 }, () => {
-        server.removeAllListeners('error');
-        server.on('error', (err) => options.log?.(`server error: ${err.message}`));
-        resolve(new StreamServer(server, options));
-      });
-    });
+    return listenOn(server, options).then(() => new StreamServer(server, options));
   }
 
   get port(): number {
-    return (this.server.address() as net.AddressInfo).port;
+    return portOf(this.server);
   }
 
   get address(): string {
-    const a = this.server.address() as net.AddressInfo;
-    return a.family === 'IPv6' ? `[${a.address}]:${a.port}` : `${a.address}:${a.port}`;
+    return addressOf(this.server);
   }
 
-  get viewerList(): Viewer[] {
+  get viewerList(): TcpViewer[] {
     return [...this.viewers.values()];
   }
 
@@ -154,18 +163,7 @@ export class StreamServer {
 
   /** Resolves when at least one receiver has finished its handshake. */
   waitForViewer(): Promise<void> {
-    if (this.viewers.size > 0) return Promise.resolve();
-    return new Promise((resolve) => {
-      const previous = this.viewerJoined;
-      this.viewerJoined = () => {
-        previous?.();
-        resolve();
-      };
-    });
-  }
-
-  broadcast(frame: EncodedFrame): void {
-    for (const viewer of this.viewers.values()) viewer.offer(frame);
+    return this.options.broadcast.nextViewer(true);
   }
 
   /**
@@ -180,35 +178,35 @@ export class StreamServer {
     this.refusals.flush();
     const serverClosed = new Promise<void>((resolve) => this.server.close(() => resolve()));
     const socketsClosed = [...this.connections].map((connection) => {
-      const { tcp, socket } = connection;
+      const { tcp } = connection;
       const closed = new Promise<void>((resolve) => {
         if (tcp.destroyed) resolve();
         else tcp.once('close', () => resolve());
       });
       clearTimeout(connection.deadline);
-      if (connection.viewer && socket && !connection.ending) {
-        sendControl(socket, { type: 'bye', reason });
-        socket.end();
-        setTimeout(() => tcp.destroy(), CLOSE_GRACE_MS).unref();
-      } else {
-        tcp.destroy();
-      }
+      if (connection.viewer && connection.session && !connection.ending) this.handle(connection, connection.session.leave(reason));
+      else tcp.destroy();
       return closed;
     });
     await Promise.all([serverClosed, ...socketsClosed]);
   }
 
-  /** Pings idle viewers and cuts off those whose sockets stopped taking bytes long ago. */
-  private maintain(pingMs: number): void {
+  /** Session timers (pings, the ack stall), sockets that stopped taking bytes, held-back log lines. */
+  private maintain(): void {
     const now = performance.now();
-    const stalledLimit = this.options.stalledViewerTimeoutMs ?? 30_000;
+    const limit = this.stalledViewerTimeoutMs;
     for (const [connection, viewer] of this.viewers) {
-      if (viewer.stalledForMs(now) > stalledLimit) {
-        this.log(`viewer #${viewer.id} (${viewer.name}) took no data for ${(stalledLimit / 1000).toFixed(1)} s: disconnected`);
-        connection.tcp.destroy();
-      } else {
-        viewer.pingIfIdle(pingMs, now);
+      if (connection.ending) continue;
+      this.handle(connection, connection.session!.tick(now));
+      if (connection.ending) continue;
+      if (viewer.socketBlockedForMs(now) > limit) {
+        this.log(`${connection.who} took no data for ${seconds(limit)}: disconnected (its socket took no bytes)`);
+        this.stopReading(connection);
+        viewer.close();
+        connection.tcp.destroy(); // it reads nothing: a last message would not reach it either
+        continue;
       }
+      viewer.flushRungLog(now);
     }
   }
 
@@ -217,7 +215,7 @@ export class StreamServer {
       tcp.destroy();
       return;
     }
-    const connection = new Connection(tcp, describePeer(tcp), tcp.remoteAddress ?? 'unknown');
+    const connection = new Connection(tcp, describePeer(tcp), tcp.remoteAddress ?? 'unknown', performance.now());
     this.connections.add(connection);
     tcp.on('error', () => undefined); // 'close' follows; the reason is logged there
     tcp.once('close', (hadError) => this.closed(connection, hadError));
@@ -260,8 +258,10 @@ export class StreamServer {
     if (this.awaitingTls.get(connection.peer) === connection) this.awaitingTls.delete(connection.peer);
     const viewer = connection.viewer;
     if (viewer) {
+      viewer.close();
+      this.options.broadcast.delete(viewer);
       this.viewers.delete(connection);
-      this.log(`viewer #${viewer.id} (${viewer.name}) left${hadError ? ' (connection error)' : ''}: ${viewer.sent} frames sent, ${viewer.dropped} frames dropped`);
+      this.log(`${connection.who} left${hadError ? ' (connection error)' : ''}: ${describeTotals(viewer)}`);
     }
   }
 
@@ -269,17 +269,28 @@ export class StreamServer {
     connection.socket = socket;
     socket.setNoDelay(true);
     socket.setKeepAlive(true, 10_000);
+    const { options } = this;
+    const session = new SenderSession({
+      stream: options.broadcast.stream,
+      ...(options.name === undefined ? {} : { name: options.name }),
+      ...(options.secret === undefined ? {} : { secret: options.secret }),
+      now: connection.acceptedAt,
+      handshakeTimeoutMs: this.handshakeTimeoutMs,
+      ...(options.pingIntervalMs === undefined ? {} : { pingIntervalMs: options.pingIntervalMs }),
+      stallTimeoutMs: this.stalledViewerTimeoutMs,
+      ...(options.flow ? { flow: options.flow } : {}),
+    });
+    connection.session = session;
     const decoder = new MessageDecoder({ maxMessageBytes: MAX_CLIENT_MESSAGE_BYTES, maxHeaderBytes: MAX_CLIENT_MESSAGE_BYTES });
     connection.decoder = decoder;
-    const handshake = new ServerHandshake(this.options.stream, this.options.secret);
     socket.on('data', (chunk: Buffer) => {
       try {
-        // Each message is acted on as it is decoded: one that is refused stops the decoder, and
-        // the bytes after it are never read (PROTOCOL.md 4.5), even when they came in this chunk.
-        decoder.push(chunk, ({ header }) => this.onMessage(connection, handshake, header));
+        // Each message is acted on as it is decoded: once one ends the session the decoder stops,
+        // and the bytes after it are never read (PROTOCOL.md section 4), even those in this chunk.
+        decoder.push(chunk, ({ header }) => this.received(connection, header));
       } catch (err) {
         if (err instanceof ProtocolError) {
-          this.refuse(connection, err.code, err.message);
+          this.handle(connection, session.fail(err));
         } else {
           this.log(`internal error while reading from ${connection.who}: ${(err as Error).message}`);
           connection.tcp.destroy();
@@ -288,66 +299,105 @@ export class StreamServer {
     });
   }
 
-  private onMessage(connection: Connection, handshake: ServerHandshake, header: Header): void {
-    const socket = connection.socket!;
-    if (header.type === 'error') {
-      // The receiver gave up on us: log it and close, never answer an error with an error.
-      const line = `${connection.who} closed with an error: ${quote(header.reason)} (${quote(header.code)})`;
-      if (connection.viewer) this.log(line);
-      else this.refusals.refused(line, 'closed by the client with an error');
-      this.endConnection(connection);
-      return;
+  private received(connection: Connection, header: Header): void {
+    const session = connection.session!;
+    this.handle(connection, session.receive(header, performance.now()));
+    // A receiver in its authentication is further along than one that said nothing yet.
+    if (session.closed) connection.decoder!.stop();
+    else if (!session.streaming) this.pending.advance(connection, 'hello');
+  }
+
+  /** Carries out what the session asks for, in order. */
+  private handle(connection: Connection, events: SenderSessionEvent[]): void {
+    const { maxViewers } = this.options;
+    if (events.some((e) => e.type === 'joined') && this.viewers.size >= maxViewers) {
+      // The handshake finished, but no slot is free: refuse instead of describing the stream.
+      events = connection.session!.fail(new SessionError('ERR_FULL', `the sender is at its limit of ${maxViewers} viewers`));
     }
-    if (!connection.viewer) {
-      const step = handshake.next(header);
-      if (step.refuse) return this.refuse(connection, step.refuse.code, step.refuse.reason);
-      this.pending.advance(connection, 'hello');
-      if (step.send) sendControl(socket, step.send);
-      if (step.welcome) this.welcome(connection, handshake.name, step.welcome);
-    } else if (header.type === 'bye') {
-      this.endConnection(connection);
-    } else {
-      this.refuse(connection, 'ERR_UNEXPECTED', `unexpected ${describe(header)} after the handshake`);
+    for (const event of events) {
+      switch (event.type) {
+        case 'send':
+          sendControl(connection.socket ?? connection.tcp, event.header);
+          break;
+        case 'joined':
+          this.join(connection, event.receiverName);
+          break;
+        case 'acked':
+          connection.viewer?.acked();
+          break;
+        case 'closed':
+          this.ended(connection, event.end);
+          break;
+      }
     }
   }
 
-  /** The handshake finished: a viewer slot is taken now, if one is free. */
-  private welcome(connection: Connection, name: string | undefined, hello: Header): void {
-    const { maxViewers } = this.options;
-    if (this.viewers.size >= maxViewers) {
-      this.refuse(connection, 'ERR_FULL', `the sender is at its limit of ${maxViewers} viewers`);
-      return;
-    }
+  /** The handshake finished and a slot was free: the receiver becomes a viewer and gets frames. */
+  private join(connection: Connection, receiverName: string | undefined): void {
     clearTimeout(connection.deadline);
     this.pending.remove(connection);
-    const socket = connection.socket!;
-    sendControl(socket, hello);
-    const viewer = new Viewer(this.nextViewerId++, name ?? connection.peer, socket, connection.peer);
+    const viewer = new TcpViewer(this.nextViewerId++, receiverName ?? connection.peer, connection.peer, connection.socket!, connection.session!, {
+      ladder: this.options.broadcast.ladder,
+      adapt: this.options.adapt ?? true,
+      log: this.log,
+    });
     connection.viewer = viewer;
     this.viewers.set(connection, viewer);
-    this.log(`viewer #${viewer.id} (${viewer.name}) joined from ${connection.peer}${this.options.secret ? ' (authenticated)' : ''}; ${this.viewers.size} watching`);
-    const joined = this.viewerJoined;
-    this.viewerJoined = undefined;
-    joined?.();
+    this.log(`${connection.who} joined from ${connection.peer}${this.options.secret ? ' (authenticated)' : ''}; ${this.viewers.size} watching`);
+    this.options.broadcast.add(viewer);
+  }
+
+  /** The session is over: say why in the log, and close the connection. */
+  private ended(connection: Connection, end: SenderSessionEnd): void {
+    this.stopReading(connection);
+    const viewer = connection.viewer;
+    if (viewer) {
+      viewer.close();
+      this.options.broadcast.delete(viewer);
+    }
+    switch (end.kind) {
+      case 'bye':
+        break;
+      case 'left':
+        break;
+      case 'peer-error': {
+        // The receiver gave up on us: log it and close, never answer an error with an error.
+        const line = `${connection.who} closed with an error: ${quote(end.reason)} (${quote(end.code)})`;
+        if (viewer) this.log(line);
+        else this.refusals.refused(line, 'closed by the client with an error');
+        break;
+      }
+      case 'refused':
+        if (end.error.code === 'ERR_STALLED') {
+          this.log(`${connection.who} took no data for ${seconds(this.stalledViewerTimeoutMs)}: disconnected (${end.error.message})`);
+        } else {
+          this.refusals.refused(`refused ${connection.who}: ${connection.refusalNote ?? end.error.message}`, end.error.code);
+        }
+        break;
+    }
+    this.closeGracefully(connection);
   }
 
   private handshakeTimedOut(connection: Connection): void {
     const ms = this.handshakeTimeoutMs;
     if (connection.ending) return;
-    if (!connection.socket) {
+    if (!connection.session) {
       this.refusals.refused(`refused ${connection.peer}: no TLS handshake within ${ms} ms`, 'ERR_HANDSHAKE_TIMEOUT');
-      connection.ending = true;
+      this.stopReading(connection);
       connection.tcp.destroy();
-    } else if (this.pending.stageOf(connection) === 'hello') {
-      this.refuse(connection, 'ERR_HANDSHAKE_TIMEOUT', 'handshake not finished in time', `handshake not finished within ${ms} ms`);
-    } else {
-      this.refuse(connection, 'ERR_HANDSHAKE_TIMEOUT', 'no hello received in time', `no hello within ${ms} ms`);
+      return;
     }
+    const [reason, note] =
+      this.pending.stageOf(connection) === 'hello'
+        ? ['handshake not finished in time', `handshake not finished within ${ms} ms`]
+        : ['no hello received in time', `no hello within ${ms} ms`];
+    connection.refusalNote = note;
+    this.handle(connection, connection.session.fail(new SessionError('ERR_HANDSHAKE_TIMEOUT', reason)));
   }
 
   /** Closes a pending connection so that a newer one fits within the limits (PendingHandshakes says which). */
   private makeRoom(connection: Connection): void {
-    const socket = connection.socket;
+    const { socket, session } = connection;
     if (connection.ending) {
       connection.tcp.destroy(); // refused already, and told why
       return;
@@ -356,28 +406,16 @@ export class StreamServer {
     const reason = `too many connections are in their handshake (${sameAddress} from ${connection.address}): the oldest made room for a newer one`;
     this.refusals.refused(`refused ${connection.peer}: ${reason}${socket ? '' : ' (closed during its TLS handshake)'}`, 'ERR_FULL');
     this.stopReading(connection);
-    if (!socket) {
+    if (!socket || !session) {
       connection.tcp.destroy(); // no TLS yet: nothing can be said to it
       return;
     }
-    sendControl(socket, { type: 'error', code: 'ERR_FULL', reason });
+    for (const event of session.fail(new SessionError('ERR_FULL', reason))) {
+      if (event.type === 'send') sendControl(socket, event.header);
+    }
     // No grace: it is closed as soon as its error is handed to the kernel, its slot is taken already.
     socket.end(() => connection.tcp.destroy());
     setTimeout(() => connection.tcp.destroy(), CLOSE_GRACE_MS).unref();
-  }
-
-  /** Tells the peer why, then closes; destroy() follows if it does not read. */
-  private refuse(connection: Connection, code: string, reason: string, logReason = reason): void {
-    this.refusals.refused(`refused ${connection.who}: ${logReason}`, code);
-    this.stopReading(connection);
-    sendControl(connection.socket ?? connection.tcp, { type: 'error', code, reason });
-    this.closeGracefully(connection);
-  }
-
-  /** The peer said bye or sent an error: close our side too, without a word. */
-  private endConnection(connection: Connection): void {
-    this.stopReading(connection);
-    this.closeGracefully(connection);
   }
 
   /** Decodes (and logs) nothing more from it; the handshake deadline no longer applies. */
@@ -388,6 +426,7 @@ export class StreamServer {
     this.pending.advance(connection, 'refused');
   }
 
+  /** Ends our side after the last message; destroy() follows if the peer does not close its side. */
   private closeGracefully(connection: Connection): void {
     const socket = connection.socket ?? connection.tcp;
     socket.end();
@@ -401,70 +440,20 @@ export class StreamServer {
 
 type Socket = net.Socket;
 
-type HandshakeStep =
-  | { refuse: { code: string; reason: string }; send?: undefined; welcome?: undefined }
-  | { refuse?: undefined; send?: Header; welcome?: Header };
-
-/**
- * The sender's side of the handshake: hello from the receiver, then, when a secret is set,
- * a challenge and the receiver's proof, then the sender's hello with the stream (and the
- * sender's own proof). The stream is described only to receivers that passed.
- */
-class ServerHandshake {
-  name: string | undefined;
-  private readonly senderNonce = newNonce();
-  private receiverNonce: string | undefined;
-  private state: 'hello' | 'auth' = 'hello';
-
-  constructor(
-    private readonly stream: StreamDescription,
-    private readonly secret: string | undefined,
-  ) {}
-
-  next(header: Header): HandshakeStep {
-    if (this.state === 'hello') {
-      if (header.type !== 'hello' || header.role !== 'receiver') {
-        return { refuse: { code: 'ERR_HANDSHAKE', reason: `expected a hello from a receiver, got ${describe(header)}` } };
-      }
-      this.name = header.name;
-      if (this.secret === undefined) return { welcome: this.hello() };
-      if (!header.nonce) {
-        return { refuse: { code: 'ERR_AUTH', reason: 'this sender requires a shared secret, and the receiver offered none (set --secret or CAMSTREAM_SECRET)' } };
-      }
-      this.receiverNonce = header.nonce;
-      this.state = 'auth';
-      return { send: { type: 'challenge', method: 'hmac-sha256', nonce: this.senderNonce } };
-    }
-    if (header.type !== 'auth') {
-      return { refuse: { code: 'ERR_AUTH', reason: `expected the answer to the challenge, got ${describe(header)}` } };
-    }
-    const expected = receiverProof(this.secret!, this.senderNonce, this.receiverNonce!);
-    if (!proofsMatch(expected, header.mac)) {
-      return { refuse: { code: 'ERR_AUTH', reason: 'authentication failed: wrong shared secret' } };
-    }
-    return { welcome: this.hello(senderProof(this.secret!, this.senderNonce, this.receiverNonce!)) };
-  }
-
-  private hello(proof?: string): Header {
-    return {
-      type: 'hello',
-      protocol: PROTOCOL_NAME,
-      version: PROTOCOL_VERSION,
-      role: 'sender',
-      stream: this.stream,
-      ...(proof ? { proof } : {}),
-    };
-  }
-}
-
 function sendControl(socket: Socket, header: Header): void {
   if (socket.destroyed || socket.writableEnded) return;
   const { head } = encodeMessage(header);
   socket.write(head);
 }
 
-function describe(header: Header): string {
-  return header.type === 'hello' ? `hello from a ${header.role}` : `'${header.type}' message`;
+/** "1234 frames sent, 5 frames dropped, last on rung 2 (1280x720 q40), link 5.1 Mbit/s". */
+function describeTotals(viewer: TcpViewer): string {
+  const capacity = viewer.capacityBytesPerSecond;
+  return `${viewer.sent} frames sent, ${viewer.dropped} frames dropped, last on ${viewer.describeRung()}${capacity === undefined ? '' : `, link ${formatMbps(capacity)}`}`;
+}
+
+function seconds(ms: number): string {
+  return `${(ms / 1000).toFixed(1)} s`;
 }
 
 /** "address:port" ("[v6]:port"), or what to say when the client was gone before it was accepted. */
@@ -478,19 +467,4 @@ function describePeer(socket: Socket): string {
 function quote(text: string): string {
   const clipped = text.length > MAX_QUOTED_CHARS ? `${text.slice(0, MAX_QUOTED_CHARS - 3)}...` : text;
   return clipped.replace(/[\u0000-\u001f\u007f-\u009f]/g, (c) => `\\x${c.charCodeAt(0).toString(16).padStart(2, '0')}`);
-}
-
-function describeListenError(err: NodeJS.ErrnoException, { host, port }: StreamServerOptions): string {
-  switch (err.code) {
-    case 'EADDRINUSE':
-      return `port ${port} on ${host} is already in use (is another sender running?)`;
-    case 'EACCES':
-      return `not allowed to listen on ${host}:${port} (ports below 1024 need privileges)`;
-    case 'EADDRNOTAVAIL':
-      return `${host} is not an address of this machine`;
-    case 'ENOTFOUND':
-      return `cannot resolve host ${host}`;
-    default:
-      return `cannot listen on ${host}:${port}: ${err.message}`;
-  }
 }

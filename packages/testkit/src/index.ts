@@ -1,7 +1,8 @@
 /**
  * @camstream/testkit: the only fakes in camstream. Fake cameras that stamp a readable frame
  * number on every image, loopback and misbehaving-network helpers, and helpers that start the
- * real apps (and Xvfb) and always clean them up. For tests, benchmarks and scripts only.
+ * real apps (and Xvfb, and nats-server) and always clean them up; a Prometheus text parser (the
+ * reference Python one). For tests, benchmarks and scripts only.
  *
  * ChaosProxy misbehaves on purpose (random chunking, stalls, cuts) and emulates slow links
  * (rate limit with small buffers, one-way delay, rate schedules); bin/chaos-proxy runs it as a
@@ -18,4 +19,8 @@ export { parseRate, parseSchedule } from './chaos-proxy-cli';
 export { startApp, startProcess, stopAllProcesses, AppProcess, workspaceRoot } from './processes';
 export type { AppName, ExitStatus, StartAppOptions, StartProcessOptions, WaitForLineOptions } from './processes';
 export { startXvfb, sendKey } from './xvfb';
+export { startNatsServer, startNatsCluster, natsServerBinary, NatsServer, NatsCluster } from './nats-server';
+export type { NatsServerOptions, NatsVarz, NatsConnz, NatsConnectionInfo } from './nats-server';
 export type { XvfbOptions, XvfbServer } from './xvfb';
+export { parsePrometheusText } from './prometheus';
+export type { ParsedFamily, ParsedSample } from './prometheus';

@@ -343,7 +343,7 @@ export function startProcess(command: string, args: readonly string[] = [], opti
   return new AppProcess(child, name);
 }
 
-export type AppName = 'sender' | 'receiver';
+export type AppName = 'sender' | 'receiver' | 'call';
 
 export interface StartAppOptions {
   env?: Record<string, string | undefined>;
@@ -364,7 +364,7 @@ export function appCommand(app: AppName, args: readonly string[], viaNx = false)
   return { command: process.execPath, args: [path.join(workspaceRoot, 'packages', app, 'bin', `camstream-${app}`), ...args] };
 }
 
-/** Starts the real sender or receiver with `args`; kill it (or `await using` it) when done. */
+/** Starts the real sender, receiver or call with `args`; kill it (or `await using` it) when done. */
 export function startApp(app: AppName, args: readonly string[] = [], options: StartAppOptions = {}): AppProcess {
   const { command, args: fullArgs } = appCommand(app, args, options.viaNx);
   // No daemon, cloud or terminal UI: one plain, short-lived nx process whose output we can read.

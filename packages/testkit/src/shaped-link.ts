@@ -210,7 +210,15 @@ export class LinkControl {
       return;
     }
     this.setRate(phase.bytesPerSecond ?? this.baseBytesPerSecond * (phase.fraction ?? 1), index);
-    if (phase.forMs !== undefined) this.phaseTimer = setTimeout(() => this.enterPhase(index + 1), phase.forMs);
+    if (phase.forMs !== undefined) this.endPhaseAfter(index, performance.now() + phase.forMs);
+  }
+
+  /** Timers may fire a fraction of a ms early by performance.now(): a phase lasts at least its forMs. */
+  private endPhaseAfter(index: number, endsAt: number): void {
+    this.phaseTimer = setTimeout(() => {
+      if (performance.now() < endsAt) this.endPhaseAfter(index, endsAt);
+      else this.enterPhase(index + 1);
+    }, Math.max(1, Math.ceil(endsAt - performance.now())));
   }
 }
 

@@ -18,7 +18,7 @@ export const helloFromSender: GoldenVector = {
     00000000000000cf
     000000cb
     7b2274797065223a2268656c6c6f222c2270726f746f636f6c223a2263616d73
-    747265616d222c2276657273696f6e223a312c22726f6c65223a2273656e6465
+    747265616d222c2276657273696f6e223a322c22726f6c65223a2273656e6465
     72222c226e616d65223a226c61622d63616d222c2273747265616d223a7b2277
     69647468223a3634302c22686569676874223a3438302c22667073223a33302c
     22706978656c466f726d6174223a226267723234222c22656e636f64696e6722
@@ -28,7 +28,7 @@ export const helloFromSender: GoldenVector = {
   header: {
     type: 'hello',
     protocol: 'camstream',
-    version: 1,
+    version: 2,
     role: 'sender',
     name: 'lab-cam',
     stream: { width: 640, height: 480, fps: 30, pixelFormat: 'bgr24', encoding: 'jpeg', quality: 80, source: 'synthetic' },
@@ -42,10 +42,10 @@ export const helloFromReceiver: GoldenVector = {
     000000000000005b
     00000057
     7b2274797065223a2268656c6c6f222c2270726f746f636f6c223a2263616d73
-    747265616d222c2276657273696f6e223a312c22726f6c65223a227265636569
+    747265616d222c2276657273696f6e223a322c22726f6c65223a227265636569
     766572222c226e616d65223a227669657765722d31227d
   `,
-  header: { type: 'hello', protocol: 'camstream', version: 1, role: 'receiver', name: 'viewer-1' },
+  header: { type: 'hello', protocol: 'camstream', version: 2, role: 'receiver', name: 'viewer-1' },
   payloadHex: '',
 };
 
@@ -105,6 +105,43 @@ export const rawFrame: GoldenVector = {
   payloadHex: '0000ff00ff00',
 };
 
+/**
+ * A 16x16 mid-grey picture as one H.264 access unit, an IDR keyframe (x264 ultrafast, its SEI left
+ * out): AUD, SPS (Constrained Baseline, level 1.0), PPS, IDR slice. Also the example of
+ * PROTOCOL.md section 4.6.
+ */
+export const h264Keyframe: GoldenVector = {
+  name: 'h264 keyframe',
+  hex: `
+    00000000000000e5
+    000000ac
+    7b2274797065223a226672616d65222c22736571223a302c2263617074757265
+    54696d65223a313730303030303030303030302c227769647468223a31362c22
+    686569676874223a31362c226368616e6e656c73223a332c22656e636f64696e
+    67223a2268323634222c227061796c6f61644c656e677468223a35332c226372
+    633332223a313732363532363235332c2264726f70706564223a302c226b6579
+    6672616d65223a747275657d
+    00000001 0910
+    00000001 6742c00ada7b016a04040c80000003008000001e47891350
+    00000001 68ce05f2
+    000001 6588843a26280380
+  `,
+  header: {
+    type: 'frame',
+    seq: 0,
+    captureTime: 1700000000000,
+    width: 16,
+    height: 16,
+    channels: 3,
+    encoding: 'h264',
+    payloadLength: 53,
+    crc32: 1726526253,
+    dropped: 0,
+    keyframe: true,
+  },
+  payloadHex: '000000010910000000016742c00ada7b016a04040c80000003008000001e478913500000000168ce05f20000016588843a26280380',
+};
+
 export const byeMessage: GoldenVector = {
   name: 'bye',
   hex: `
@@ -136,6 +173,7 @@ export const goldenVectors: readonly GoldenVector[] = [
   helloFromSender,
   rawFrame,
   jpegFrame,
+  h264Keyframe,
   byeMessage,
   errorMessage,
 ];

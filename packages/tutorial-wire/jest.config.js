@@ -1,0 +1,5 @@
+module.exports = {
+  ...require('../../jest.preset.js'),
+  displayName: 'tutorial-wire',
+  rootDir: __dirname,
+};
