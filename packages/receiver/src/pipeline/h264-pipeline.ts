@@ -1,9 +1,6 @@
 import { DecodeError, H264Decoder, type DecodedFrame } from '@camstream/ffmpeg';
-import type { FrameCodec, RawImage } from '@camstream/media';
-import type { ReceiverStats } from '../stats';
-import type { SinkSet } from '../sinks/sink-set';
-import type { AnySizeBufferPool } from './any-size-buffer-pool';
-import type { CheckedFrame } from './frame-pipeline';
+import type { RawImage } from '@camstream/media';
+import type { CheckedFrame, FramePipelineOptions } from './frame-pipeline';
 
 /** What the pipeline needs of a decoder (H264Decoder); tests may count or break them. */
 export interface AccessUnitDecoder {
@@ -11,18 +8,8 @@ export interface AccessUnitDecoder {
   close(): Promise<void>;
 }
 
-export interface H264PipelineOptions {
-  /** Scales pictures of a lower rung of another size to the stream's size. */
-  codec: FrameCodec;
-  /** Where pooled payloads go back. */
-  payloads: AnySizeBufferPool;
-  /** Where decoded and scaled pixels come from and go back. */
-  pixels: AnySizeBufferPool;
-  sinks: SinkSet;
-  stats: ReceiverStats;
-  log: (line: string) => void;
-  /** The error the run was stopped with, if any: a sink that reports it is not logged again. */
-  stoppedWith: () => Error | undefined;
+/** As for JPEG, raw and PNG frames; its codec only scales pictures of a lower rung of another size to the stream's size. */
+export interface H264PipelineOptions extends Omit<FramePipelineOptions, 'concurrency'> {
   /**
    * Access units waiting for the decoder, at most (default 90: 3 s at 30 fps). A decoder that
    * falls that far behind (too little CPU) has its queue skipped up to the next keyframe.
