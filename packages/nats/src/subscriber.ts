@@ -51,6 +51,13 @@ export interface CameraStats extends CameraCounts {
   held: number;
 }
 
+/** A synchronous consumer that blocked the event loop this long may have left a backlog at the server... */
+const DRAIN_AFTER_BLOCK_MS = 20;
+/** ...read by waits this long, while each brings a newer frame... */
+const DRAIN_WAIT_MS = 2;
+/** ...for at most as long as it blocked, and never more than this. */
+const MAX_DRAIN_MS = 250;
+
 /** A describe request at most this often per camera. */
 const DESCRIBE_INTERVAL_MS = 1000;
 
@@ -58,6 +65,8 @@ interface CameraState {
   tracker: CameraTracker;
   slot: NatsFrame | undefined;
   busy: boolean;
+  /** Frames checked and offered to the consumer. */
+  offered: number;
   delivered: number;
   skipped: number;
   describing: boolean;
@@ -186,6 +195,7 @@ export class CameraSubscriber {
       }),
       slot: undefined,
       busy: false,
+      offered: 0,
       delivered: 0,
       skipped: 0,
       describing: false,
@@ -314,9 +324,12 @@ export class CameraSubscriber {
    * Latest-wins: the frame waits in the camera's one slot, replacing any older one, until the
    * consumer is free. A consumer is busy until its promise settles; one that returns nothing is
    * busy until the event loop's next turn, so that frames that piled up in the socket while it
-   * blocked the loop are all read first and it gets the newest of them, not each in turn.
+   * blocked the loop are all read first and it gets the newest of them, not each in turn. After a
+   * long block the kernel's receive buffer may have held only part of the backlog, the rest
+   * waiting at the server: then it stays busy while reads keep bringing newer frames (drain).
    */
   private offer(state: CameraState, frame: NatsFrame): void {
+    state.offered++;
     if (state.slot) state.skipped++;
     state.slot = frame;
     if (!state.busy) this.deliver(state);
@@ -334,6 +347,7 @@ export class CameraSubscriber {
     };
     const failed = (error: unknown) => this.emit({ type: 'consumer-error', camera: frame.camera, error });
     let result: void | Promise<void> = undefined;
+    const calledAt = performance.now();
     try {
       result = this.options.onFrame(frame);
     } catch (error) {
@@ -346,7 +360,22 @@ export class CameraSubscriber {
       });
       this.inFlight.add(settled);
     } else {
-      setImmediate(done);
+      const blockedMs = performance.now() - calledAt;
+      if (blockedMs < DRAIN_AFTER_BLOCK_MS) setImmediate(done);
+      else this.drain(state, performance.now() + Math.min(blockedMs, MAX_DRAIN_MS), done);
     }
+  }
+
+  /**
+   * Calls `done` once a short wait brings no newer frame of the camera (the backlog is read), or at
+   * `deadline`. A blocked loop does not read: the server held what the socket could not, and sends
+   * it as reads make room, a buffer's worth at a time.
+   */
+  private drain(state: CameraState, deadline: number, done: () => void): void {
+    const before = state.offered;
+    setTimeout(() => {
+      if (state.offered !== before && performance.now() < deadline && !this.isClosed) this.drain(state, deadline, done);
+      else done();
+    }, DRAIN_WAIT_MS);
   }
 }
