@@ -3,7 +3,8 @@ import { RungChooser, type LinkEstimate } from './adaptation';
 // Rung bitrates (bytes/s) of the 720p test-pattern ladder at 30 fps.
 const ladder = [1_311_000, 959_000, 819_000, 629_000, 518_000, 365_000, 301_000, 159_000];
 const rate = (r: number) => ladder[r]!;
-const link = (capacity?: number, delivered?: number): LinkEstimate => ({ capacityBytesPerSecond: capacity, deliveredBytesPerSecond: delivered });
+/** A link estimate whose capacity held for the last second (the sustained one is the same unless given). */
+const link = (capacity?: number, delivered?: number, sustained = capacity): LinkEstimate => ({ capacityBytesPerSecond: capacity, sustainedCapacityBytesPerSecond: sustained, deliveredBytesPerSecond: delivered });
 
 /** Frames at 30 fps from `from` for `ms`, each sent or dropped as `dropped(i)` says; returns the time after. */
 function frames(chooser: RungChooser, from: number, ms: number, dropped: (i: number) => boolean): number {
@@ -35,7 +36,7 @@ describe('RungChooser', () => {
     expect(chooser.rung).toBe(4);
     const held = new RungChooser({ rungs: ladder.length });
     held.update(0, link(800_000), rate);
-    // 629 kB/s on a 590 kB/s link is within 10 %: no change.
+    // 629 kB/s on a 590 kB/s link is within 25 %: no change.
     expect(held.update(10, link(590_000), rate)).toBe(held.rung);
   });
 
@@ -60,6 +61,52 @@ describe('RungChooser', () => {
     expect(chooser.update(100, link(10 * ladder[0]!), rate)).toBe(6);
     expect(chooser.update(900, link(10 * ladder[0]!), rate)).toBe(6);
     expect(chooser.update(1100, link(10 * ladder[0]!), rate)).toBe(0);
+  });
+
+  it('leaves a rung on the capacity of the last second, not on a dip of the last few frames', () => {
+    const chooser = new RungChooser({ rungs: ladder.length });
+    chooser.update(0, link(0.55 * ladder[0]!), rate);
+    expect(chooser.rung).toBe(3);
+    // Three slow arrivals pull the fast estimate under rung 4; the last second says rung 3 still fits.
+    expect(chooser.update(100, link(0.3 * ladder[0]!, undefined, 0.55 * ladder[0]!), rate)).toBe(3);
+    // Once the second agrees, it goes.
+    expect(chooser.update(600, link(0.3 * ladder[0]!, undefined, 0.3 * ladder[0]!), rate)).toBe(5);
+  });
+
+  it('leaves a rung it took on a guess lately on the first frames that say it does not fit (a failed step up)', () => {
+    const chooser = new RungChooser({ rungs: ladder.length, upHoldMs: 1000, failedWithinMs: 5000 });
+    chooser.update(0, link(0.25 * ladder[0]!), rate);
+    expect(chooser.rung).toBe(6);
+    // A reading that promises everything (frames that crossed in a shaper's burst): up to rung 0 after the hold.
+    chooser.update(100, link(Infinity), rate);
+    expect(chooser.update(1100, link(Infinity), rate)).toBe(0);
+    // Rung 0's frames measure the link: three of them are enough, though the last second still says Infinity.
+    expect(chooser.update(1300, link(0.55 * ladder[0]!, undefined, Infinity), rate)).toBe(3);
+    // The rung it fell back to was taken on that measurement: it stays through a dip of a few frames.
+    expect(chooser.update(1400, link(0.3 * ladder[0]!, undefined, 0.55 * ladder[0]!), rate)).toBe(3);
+    // A rung taken on a measured capacity is left only when the last second agrees.
+    const measured = new RungChooser({ rungs: ladder.length, upHoldMs: 1000, failedWithinMs: 5000 });
+    measured.update(0, link(0.25 * ladder[0]!), rate);
+    measured.update(100, link(0.55 * ladder[0]!), rate);
+    expect(measured.update(1100, link(0.55 * ladder[0]!), rate)).toBe(3);
+    expect(measured.update(1300, link(0.3 * ladder[0]!, undefined, 0.55 * ladder[0]!), rate)).toBe(3);
+  });
+
+  it('takes a rung that failed on a guess again as soon as a measured capacity promises it', () => {
+    const chooser = new RungChooser({ rungs: ladder.length, upHoldMs: 1000, failedWithinMs: 5000, backoffMs: 4000 });
+    chooser.update(0, link(0.25 * ladder[0]!), rate);
+    // Small frames cross in a shaper's burst: a guess at rung 0, which the next frames show does not fit.
+    chooser.update(100, link(Infinity), rate);
+    expect(chooser.update(1100, link(Infinity), rate)).toBe(0);
+    expect(chooser.update(1200, link(0.25 * ladder[0]!, undefined, Infinity), rate)).toBe(6);
+    // Another guess would wait out the backoff...
+    chooser.update(1300, link(Infinity), rate);
+    expect(chooser.update(2400, link(Infinity), rate)).not.toBe(0);
+    // ...but the link recovered and larger frames measure it: rung 0 after the hold, backoff or not.
+    const rung = chooser.rung;
+    chooser.update(2500, link(2 * ladder[0]!), rate);
+    expect(chooser.update(3400, link(2 * ladder[0]!), rate)).toBe(rung);
+    expect(chooser.update(3500, link(2 * ladder[0]!), rate)).toBe(0);
   });
 
   it('does not go up while frames are being dropped', () => {

@@ -8,7 +8,14 @@ export interface AdaptationOptions {
    * below an H.264 rung 0, on the rungs it can decode.
    */
   floor?: number;
-  /** A rung whose bitrate exceeds the measured capacity by this factor is left at once (default 1.1). */
+  /**
+   * A rung is left when its bitrate exceeds the capacity of the last second by this factor
+   * (default 1.25): arrival spans end at the read that completes a frame, which comes a little
+   * late, so they read a link low (4.1-4.9 Mbit/s on a 5.9 Mbit/s one), and the frames the window
+   * drops say more than a dip of that estimate...
+   */
+  heldDownAbove?: number;
+  /** ...but one taken on a guess (an unbounded capacity) in the last failedWithinMs, when it exceeds the latest capacity by this factor (default 1.1). */
   downAbove?: number;
   /** A rung dropping more than this share of the frames it is offered is left (default 0.2)... */
   downDropShare?: number;
@@ -29,8 +36,14 @@ export interface AdaptationOptions {
 
 /** What the outlet's flow control knows about its link (bytes per second; undefined: not measured yet). */
 export interface LinkEstimate {
-  /** Measured from how frames arrived: may flatter a link that lets bursts through. */
+  /**
+   * Measured from how frames arrived, following the last few closely: may flatter a link that
+   * lets bursts through. Infinity: frames cross faster than can be timed (loopback, or frames
+   * smaller than a shaper's burst).
+   */
   readonly capacityBytesPerSecond: number | undefined;
+  /** The same over the last second: what a rung that has held is left on. */
+  readonly sustainedCapacityBytesPerSecond: number | undefined;
   /** What was really delivered lately. */
   readonly deliveredBytesPerSecond: number | undefined;
 }
@@ -41,10 +54,12 @@ const DROP_WINDOW_MS = 1000;
 /**
  * Chooses the quality rung for one viewer. Two signals: the link capacity measured from acks
  * (fast, but a shaper that lets bursts through makes it look larger), and the frames the flow
- * window had to drop (slow, but never wrong). It goes down at once when the current rung is
- * clearly over the capacity, or when it drops a fifth of its frames; it goes up to the best rung
- * the capacity promises once that has held for a second without drops, and otherwise probes the
- * next better rung after a few quiet seconds. A rung that had to be left soon after it was taken
+ * window had to drop (slow, but never wrong). It goes down when the current rung is clearly over
+ * the capacity of the last second, or when it drops a fifth of its frames; it goes up to the best
+ * rung the capacity promises once that has held for a second without drops, and otherwise probes
+ * the next better rung after a few quiet seconds. Frames too small to time (a shaper lets them
+ * through in its burst) promise every rung: such a guess is left on its own first frames, which
+ * do measure the link. A rung that had to be left soon after it was taken
  * is not tried again for a while, longer after each failure, so a wrong estimate costs a short
  * episode of drops now and then, not a flapping stream. The window keeps latency bounded meanwhile.
  */
@@ -54,11 +69,13 @@ export class RungChooser {
   private upCandidateSince: number | undefined;
   private lastSwitchAt = -Infinity;
   private lastUpAt = -Infinity;
+  /** Taken on a guess (a capacity too fast to measure) rather than on a measured one. */
+  private guessedUp = false;
   private lastDropAt: number;
   private readonly started: number;
   private readonly events: Array<{ at: number; dropped: boolean }> = [];
-  /** Per rung: not before this time, and the backoff that produced it. */
-  private readonly backoff = new Map<number, { until: number; ms: number }>();
+  /** Per rung: not before this time, the backoff that produced it, and whether the rung had been taken on a guess. */
+  private readonly backoff = new Map<number, { until: number; ms: number; guessed: boolean }>();
   private readonly o: Required<Omit<AdaptationOptions, 'rungs' | 'enabled' | 'floor'>>;
 
   constructor(private readonly options: AdaptationOptions, now = 0) {
@@ -68,6 +85,7 @@ export class RungChooser {
     this.started = now;
     this.o = {
       downAbove: options.downAbove ?? 1.1,
+      heldDownAbove: options.heldDownAbove ?? 1.25,
       downDropShare: options.downDropShare ?? 0.2,
       graceMs: options.graceMs ?? 1500,
       upBelow: options.upBelow ?? 0.9,
@@ -102,13 +120,18 @@ export class RungChooser {
     if (this.options.enabled === false || this.options.rungs <= 1) return this.current;
     this.expire(now);
     const capacity = link.capacityBytesPerSecond;
+    // A guess is left on the first frames that say it does not fit; any other rung on the last
+    // second's capacity, not on a dip of a few frames.
+    const onTrial = this.guessedUp && now - this.lastUpAt < this.o.failedWithinMs;
+    const downCapacity = onTrial ? capacity : link.sustainedCapacityBytesPerSecond;
+    const downAbove = onTrial ? this.o.downAbove : this.o.heldDownAbove;
     const best = (limit: number, from = this.floor) => {
       for (let r = from; r < this.options.rungs; r++) if (rungBitrate(r) <= limit) return r;
       return this.options.rungs - 1;
     };
     const last = this.options.rungs - 1;
-    if (capacity !== undefined && rungBitrate(this.current) > capacity * this.o.downAbove && this.current < last) {
-      return this.switchTo(now, Math.min(last, Math.max(this.current + 1, best(capacity))));
+    if (downCapacity !== undefined && rungBitrate(this.current) > downCapacity * downAbove && this.current < last) {
+      return this.switchTo(now, Math.min(last, Math.max(this.current + 1, best(downCapacity))));
     }
     if (this.dropShare() > this.o.downDropShare && now - this.lastSwitchAt >= this.o.graceMs && this.current < last) {
       const delivered = link.deliveredBytesPerSecond;
@@ -121,7 +144,12 @@ export class RungChooser {
       return this.current;
     }
     this.upCandidateSince ??= now;
-    if (now - this.upCandidateSince >= this.o.upHoldMs) this.switchTo(now, candidate);
+    if (now - this.upCandidateSince >= this.o.upHoldMs) {
+      this.switchTo(now, candidate);
+      // Frames too small to time promised it: its own frames show at once whether that was so. A
+      // probe against a measured capacity is judged by its drops instead: that capacity already said no.
+      this.guessedUp = capacity === undefined || !Number.isFinite(capacity);
+    }
     return this.current;
   }
 
@@ -130,7 +158,7 @@ export class RungChooser {
     if (this.current === this.floor) return undefined;
     if (capacity !== undefined) {
       for (let r = this.floor; r < this.current; r++) {
-        if (rungBitrate(r) <= capacity * this.o.upBelow && this.allowed(r, now)) return r;
+        if (rungBitrate(r) <= capacity * this.o.upBelow && this.allowed(r, now, Number.isFinite(capacity))) return r;
       }
     }
     const next = this.current - 1;
@@ -144,9 +172,10 @@ export class RungChooser {
       const failed = this.current;
       const previous = this.backoff.get(failed);
       const ms = previous ? Math.min(this.o.maxBackoffMs, previous.ms * 2) : this.o.backoffMs;
-      this.backoff.set(failed, { until: now + ms, ms });
+      this.backoff.set(failed, { until: now + ms, ms, guessed: this.guessedUp });
     }
     if (rung < this.current) this.lastUpAt = now;
+    else this.guessedUp = false;
     this.current = rung;
     this.lastSwitchAt = now;
     this.upCandidateSince = undefined;
@@ -154,9 +183,10 @@ export class RungChooser {
     return rung;
   }
 
-  private allowed(rung: number, now: number): boolean {
+  private allowed(rung: number, now: number, measured = false): boolean {
     const b = this.backoff.get(rung);
-    return b === undefined || now >= b.until;
+    // A rung that failed on a guess is taken again as soon as a measurement promises it.
+    return b === undefined || now >= b.until || (measured && b.guessed);
   }
 
   private note(now: number, dropped: boolean): void {

@@ -5,6 +5,7 @@ import type { Delivery } from './fan-out';
 class TestGate implements FlowGate {
   inFlight = 0;
   capacityBytesPerSecond: number | undefined = undefined;
+  sustainedCapacityBytesPerSecond: number | undefined = undefined;
   deliveredBytesPerSecond: number | undefined = undefined;
   constructor(public room: number) {}
   canSend(bytes: number): boolean {

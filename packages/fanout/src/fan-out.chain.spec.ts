@@ -77,6 +77,7 @@ class StandInEncoder implements RungSource {
 class TestGate implements FlowGate {
   open = true;
   readonly capacityBytesPerSecond = undefined;
+  readonly sustainedCapacityBytesPerSecond = undefined;
   readonly deliveredBytesPerSecond = undefined;
   canSend(): boolean {
     return this.open;

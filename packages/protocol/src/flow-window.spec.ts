@@ -51,7 +51,7 @@ describe('FlowWindow', () => {
     expect(() => flow.acked({ seq: 3, spanMs: 0, spanBytes: 0 }, 2)).toThrow('ack for frame 3, which was already acknowledged');
   });
 
-  it('notices a slower link within three frames, and a faster one only when most of the last second agrees', () => {
+  it('notices a slower link within three frames (the sustained capacity only when most of the last second agrees), and a faster one only when most of the last second agrees', () => {
     const flow = new FlowWindow();
     let now = 0;
     let seq = 0;
@@ -59,7 +59,10 @@ describe('FlowWindow', () => {
     const fast = flow.capacityBytesPerSecond!;
     for (let i = 0; i < 3; i++, seq++, now += 33) deliver(flow, seq, 40_000, now, { bytesPerMs: 300, rttMs: 5 });
     expect(flow.capacityBytesPerSecond!).toBeLessThan(fast * 0.3);
+    // The last second's median has not moved: three frames are a dip, not yet a slower link.
+    expect(flow.sustainedCapacityBytesPerSecond!).toBeCloseTo(fast, -3);
     for (let i = 0; i < 30; i++, seq++, now += 33) deliver(flow, seq, 40_000, now, { bytesPerMs: 300, rttMs: 5 });
+    expect(flow.sustainedCapacityBytesPerSecond!).toBeCloseTo((fast * 300) / 1250, -3);
     // After a second of the slow link, three fast frames are not enough to believe it recovered.
     for (let i = 0; i < 3; i++, seq++, now += 33) deliver(flow, seq, 40_000, now, { bytesPerMs: 1250, rttMs: 5 });
     expect(flow.capacityBytesPerSecond!).toBeLessThan(fast * 0.3);

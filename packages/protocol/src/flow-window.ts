@@ -66,6 +66,7 @@ export class FlowWindow {
   private readonly samples: CapacitySample[] = [];
   private readonly rttSamples: Array<{ at: number; ms: number }> = [];
   private capacity: number | undefined;
+  private sustainedCapacity: number | undefined;
   private lastAckedSeq = -1;
   private ackedBytesTotal = 0;
   /** Acknowledged bytes with the time of their ack, over the last DELIVERY_WINDOW_MS. */
@@ -98,6 +99,16 @@ export class FlowWindow {
    */
   get capacityBytesPerSecond(): number | undefined {
     return this.capacity === undefined ? undefined : this.capacity * 1000;
+  }
+
+  /**
+   * The median capacity over the last second, in bytes per second: steadier than
+   * capacityBytesPerSecond, which also follows the last three frames so that the window shrinks
+   * at once on a link that slows down. A rung is left on this one: a dip of three frames is no
+   * reason to lower the picture.
+   */
+  get sustainedCapacityBytesPerSecond(): number | undefined {
+    return this.sustainedCapacity === undefined ? undefined : this.sustainedCapacity * 1000;
   }
 
   /** The smallest round trip seen lately, in ms (undefined before the first ack). */
@@ -196,7 +207,8 @@ export class FlowWindow {
       this.samples.shift();
     }
     const all = this.samples.map((s) => s.rate);
-    this.capacity = Math.min(median(all), median(all.slice(-FAST_SAMPLE_COUNT)));
+    this.sustainedCapacity = median(all);
+    this.capacity = Math.min(this.sustainedCapacity, median(all.slice(-FAST_SAMPLE_COUNT)));
   }
 }
 

@@ -55,6 +55,7 @@ export type SenderWindowView = Pick<
   | 'inFlightBytes'
   | 'inFlightFrames'
   | 'capacityBytesPerSecond'
+  | 'sustainedCapacityBytesPerSecond'
   | 'deliveredBytesPerSecond'
   | 'roundTripMs'
   | 'ackedBytes'
