@@ -5,7 +5,7 @@ import { RungChooser, type LinkEstimate } from './adaptation';
 
 const ladder = [500_000, 1_300_000, 900_000, 600_000];
 const rate = (r: number) => ladder[r]!;
-const link = (capacity: number): LinkEstimate => ({ capacityBytesPerSecond: capacity, sustainedCapacityBytesPerSecond: capacity, deliveredBytesPerSecond: capacity });
+const link = (capacity: number): LinkEstimate => ({ capacityBytesPerSecond: capacity, sustainedCapacityBytesPerSecond: capacity, measuredCapacityBytesPerSecond: capacity, deliveredBytesPerSecond: capacity });
 
 describe('RungChooser with a floor', () => {
   it('starts at the floor, and stays there with adaptation off', () => {

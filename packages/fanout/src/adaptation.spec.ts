@@ -3,8 +3,13 @@ import { RungChooser, type LinkEstimate } from './adaptation';
 // Rung bitrates (bytes/s) of the 720p test-pattern ladder at 30 fps.
 const ladder = [1_311_000, 959_000, 819_000, 629_000, 518_000, 365_000, 301_000, 159_000];
 const rate = (r: number) => ladder[r]!;
-/** A link estimate whose capacity held for the last second (the sustained one is the same unless given). */
-const link = (capacity?: number, delivered?: number, sustained = capacity): LinkEstimate => ({ capacityBytesPerSecond: capacity, sustainedCapacityBytesPerSecond: sustained, deliveredBytesPerSecond: delivered });
+/** A link estimate whose capacity held for the last second (the sustained one is the same unless given; the measured one too, if finite). */
+const link = (capacity?: number, delivered?: number, sustained = capacity, measured = capacity !== undefined && Number.isFinite(capacity) ? capacity : undefined): LinkEstimate => ({
+  capacityBytesPerSecond: capacity,
+  sustainedCapacityBytesPerSecond: sustained,
+  measuredCapacityBytesPerSecond: measured,
+  deliveredBytesPerSecond: delivered,
+});
 
 /** Frames at 30 fps from `from` for `ms`, each sent or dropped as `dropped(i)` says; returns the time after. */
 function frames(chooser: RungChooser, from: number, ms: number, dropped: (i: number) => boolean): number {
@@ -107,6 +112,32 @@ describe('RungChooser', () => {
     chooser.update(2500, link(2 * ladder[0]!), rate);
     expect(chooser.update(3400, link(2 * ladder[0]!), rate)).toBe(rung);
     expect(chooser.update(3500, link(2 * ladder[0]!), rate)).toBe(0);
+  });
+
+  it('takes inter-coded rungs up one at a time, only on a measured capacity, and never probes', () => {
+    // H.264 bitrate rungs, bytes/s: 100 %, 60 %, 35 %, 20 % of 500 kB/s.
+    const h264 = [500_000, 300_000, 175_000, 100_000];
+    const bitrate = (r: number) => h264[r]!;
+    const chooser = new RungChooser({ rungs: h264.length, interCoded: true, upHoldMs: 1000, probeAfterMs: 3000 });
+    chooser.update(0, link(0.55 * h264[0]!), bitrate);
+    expect(chooser.rung).toBe(2);
+    // Small P-frames cross in the shaper's burst (Infinity); the keyframes measure 275 kB/s: rung 1 does not fit under 0.9 of it.
+    let now = frames(chooser, 0, 10_000, () => false);
+    for (let t = 100; t <= now; t += 500) chooser.update(t, link(Infinity, undefined, Infinity, 275_000), bitrate);
+    expect(chooser.rung).toBe(2);
+    // The link recovers: the keyframes measure 2 MB/s. One rung per hold, not straight to rung 0.
+    chooser.update(now, link(Infinity, undefined, Infinity, 2_000_000), bitrate);
+    now = frames(chooser, now, 1000, () => false);
+    expect(chooser.update(now, link(Infinity, undefined, Infinity, 2_000_000), bitrate)).toBe(1);
+    chooser.update(now + 100, link(Infinity, undefined, Infinity, 2_000_000), bitrate);
+    now = frames(chooser, now + 100, 1000, () => false);
+    expect(chooser.update(now, link(Infinity, undefined, Infinity, 2_000_000), bitrate)).toBe(0);
+    // A link so fast that no frame could be timed for a while, keyframes included, is fast too.
+    const fast = new RungChooser({ rungs: h264.length, interCoded: true, upHoldMs: 1000 });
+    fast.update(0, link(0.4 * h264[0]!), bitrate);
+    expect(fast.rung).toBe(2);
+    fast.update(100, link(Infinity, undefined, Infinity, undefined), bitrate);
+    expect(fast.update(1100, link(Infinity, undefined, Infinity, undefined), bitrate)).toBe(1);
   });
 
   it('does not go up while frames are being dropped', () => {

@@ -4,6 +4,12 @@ export interface AdaptationOptions {
   /** Off: always the best rung allowed (only drops keep latency bounded). Default on. */
   enabled?: boolean;
   /**
+   * Rungs of an inter-coded stream (H.264): a step up that fails costs a keyframe crossing the
+   * link and the wait for the lower rung's next keyframe, so only a measured capacity takes a
+   * viewer up (frames too small to time promise nothing), one rung at a time, never as a probe.
+   */
+  interCoded?: boolean;
+  /**
    * The best rung this viewer can take (default 0): e.g. a browser without an H.264 decoder starts
    * below an H.264 rung 0, on the rungs it can decode.
    */
@@ -44,6 +50,8 @@ export interface LinkEstimate {
   readonly capacityBytesPerSecond: number | undefined;
   /** The same over the last second: what a rung that has held is left on. */
   readonly sustainedCapacityBytesPerSecond: number | undefined;
+  /** The frames that could be timed alone, over a few seconds (undefined: none could, keyframes included). */
+  readonly measuredCapacityBytesPerSecond: number | undefined;
   /** What was really delivered lately. */
   readonly deliveredBytesPerSecond: number | undefined;
 }
@@ -76,7 +84,7 @@ export class RungChooser {
   private readonly events: Array<{ at: number; dropped: boolean }> = [];
   /** Per rung: not before this time, the backoff that produced it, and whether the rung had been taken on a guess. */
   private readonly backoff = new Map<number, { until: number; ms: number; guessed: boolean }>();
-  private readonly o: Required<Omit<AdaptationOptions, 'rungs' | 'enabled' | 'floor'>>;
+  private readonly o: Required<Omit<AdaptationOptions, 'rungs' | 'enabled' | 'floor' | 'interCoded'>>;
 
   constructor(private readonly options: AdaptationOptions, now = 0) {
     this.floor = Math.max(0, Math.min(options.floor ?? 0, options.rungs - 1));
@@ -138,7 +146,7 @@ export class RungChooser {
       const fits = delivered === undefined ? this.current + 1 : best(delivered * this.o.upBelow, this.current + 1);
       return this.switchTo(now, Math.min(last, Math.max(this.current + 1, fits)));
     }
-    const candidate = this.upCandidate(now, capacity, rungBitrate);
+    const candidate = this.options.interCoded ? this.measuredUp(now, link, rungBitrate) : this.upCandidate(now, capacity, rungBitrate);
     if (candidate === undefined || now - this.lastDropAt < this.o.upHoldMs) {
       this.upCandidateSince = undefined;
       return this.current;
@@ -148,7 +156,7 @@ export class RungChooser {
       this.switchTo(now, candidate);
       // Frames too small to time promised it: its own frames show at once whether that was so. A
       // probe against a measured capacity is judged by its drops instead: that capacity already said no.
-      this.guessedUp = capacity === undefined || !Number.isFinite(capacity);
+      this.guessedUp = !this.options.interCoded && (capacity === undefined || !Number.isFinite(capacity));
     }
     return this.current;
   }
@@ -164,6 +172,17 @@ export class RungChooser {
     const next = this.current - 1;
     const quiet = now - Math.max(this.lastDropAt, this.lastSwitchAt, this.started) >= this.o.probeAfterMs;
     return quiet && this.allowed(next, now) ? next : undefined;
+  }
+
+  /**
+   * Inter-coded rungs: the next better rung, once the measured capacity promises it. When no frame
+   * at all could be timed for a few seconds, keyframes included, the link is fast: one rung too.
+   */
+  private measuredUp(now: number, link: LinkEstimate, rungBitrate: (rung: number) => number): number | undefined {
+    const next = this.current - 1;
+    const measured = link.measuredCapacityBytesPerSecond ?? (link.capacityBytesPerSecond === Infinity ? Infinity : undefined);
+    if (next < this.floor || measured === undefined) return undefined;
+    return rungBitrate(next) <= measured * this.o.upBelow && this.allowed(next, now) ? next : undefined;
   }
 
   private switchTo(now: number, rung: number): number {

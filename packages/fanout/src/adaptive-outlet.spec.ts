@@ -6,6 +6,7 @@ class TestGate implements FlowGate {
   inFlight = 0;
   capacityBytesPerSecond: number | undefined = undefined;
   sustainedCapacityBytesPerSecond: number | undefined = undefined;
+  measuredCapacityBytesPerSecond: number | undefined = undefined;
   deliveredBytesPerSecond: number | undefined = undefined;
   constructor(public room: number) {}
   canSend(bytes: number): boolean {

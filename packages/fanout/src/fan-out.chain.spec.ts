@@ -78,6 +78,7 @@ class TestGate implements FlowGate {
   open = true;
   readonly capacityBytesPerSecond = undefined;
   readonly sustainedCapacityBytesPerSecond = undefined;
+  readonly measuredCapacityBytesPerSecond = undefined;
   readonly deliveredBytesPerSecond = undefined;
   canSend(): boolean {
     return this.open;

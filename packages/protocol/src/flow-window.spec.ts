@@ -70,6 +70,27 @@ describe('FlowWindow', () => {
     expect(flow.capacityBytesPerSecond!).toBeCloseTo(fast, -3);
   });
 
+  it('measures the link from the frames that could be timed alone, over a few seconds', () => {
+    const flow = new FlowWindow();
+    expect(flow.measuredCapacityBytesPerSecond).toBeUndefined();
+    let now = 0;
+    let seq = 0;
+    // Small frames cross at once (behind a shaper's burst), one in 30 is large enough to take 20 ms.
+    for (; seq < 90; seq++, now += 33) {
+      flow.sent(seq, 6_000, now);
+      const large = seq % 30 === 0;
+      flow.acked({ seq, spanMs: large ? 20 : 0.5, spanBytes: large ? 5_500 : 4_500 }, now + 10);
+    }
+    expect(flow.capacityBytesPerSecond).toBe(Infinity);
+    expect(flow.measuredCapacityBytesPerSecond).toBeCloseTo(275_000, -3);
+    // Five seconds of small frames only: nothing measured any more.
+    for (let i = 0; i < 160; i++, seq++, now += 33) {
+      flow.sent(seq, 6_000, now);
+      flow.acked({ seq, spanMs: 0.5, spanBytes: 4_500 }, now + 10);
+    }
+    expect(flow.measuredCapacityBytesPerSecond).toBeUndefined();
+  });
+
   it('takes frames that arrive within a couple of milliseconds as a path too fast to measure: the window follows what was delivered', () => {
     const flow = new FlowWindow({ queueTargetMs: 50 });
     let now = 0;

@@ -39,6 +39,8 @@ interface CapacitySample {
 const SLOW_SAMPLE_WINDOW_MS = 1000;
 /** ...or of the last three, whichever is lower: a link that gets slower is noticed within 3 frames. */
 const FAST_SAMPLE_COUNT = 3;
+/** Measured (finite) samples are kept this long for measuredCapacityBytesPerSecond: a few keyframes of an H.264 stream. */
+const MEASURED_SAMPLE_WINDOW_MS = 5000;
 /** Spans shorter than this are below what timers resolve well: they only bound the capacity from below. */
 const MIN_MEASURED_SPAN_MS = 2;
 /** The round trip is the minimum over this long, so that a queue does not pass for distance. */
@@ -64,6 +66,7 @@ export class FlowWindow {
   private readonly inFlight: InFlight[] = [];
   private inFlightTotal = 0;
   private readonly samples: CapacitySample[] = [];
+  private readonly measuredSamples: CapacitySample[] = [];
   private readonly rttSamples: Array<{ at: number; ms: number }> = [];
   private capacity: number | undefined;
   private sustainedCapacity: number | undefined;
@@ -109,6 +112,16 @@ export class FlowWindow {
    */
   get sustainedCapacityBytesPerSecond(): number | undefined {
     return this.sustainedCapacity === undefined ? undefined : this.sustainedCapacity * 1000;
+  }
+
+  /**
+   * The median of the finite samples of the last 5 s, bytes per second; undefined when there were
+   * none. Frames that crossed too fast to time are left out: behind a shaper that lets a burst
+   * through, small frames say nothing of the rate, and the larger ones (an H.264 stream's
+   * keyframes) still measure it.
+   */
+  get measuredCapacityBytesPerSecond(): number | undefined {
+    return this.measuredSamples.length === 0 ? undefined : median(this.measuredSamples.map((s) => s.rate)) * 1000;
   }
 
   /** The smallest round trip seen lately, in ms (undefined before the first ack). */
@@ -203,6 +216,10 @@ export class FlowWindow {
     // rate alone (a fixed lower bound would cap a fast stream at ~500 of its frames a second).
     const rate = ack.spanMs >= MIN_MEASURED_SPAN_MS && ack.spanBytes > 0 ? ack.spanBytes / ack.spanMs : Infinity;
     this.samples.push({ at: now, rate });
+    if (Number.isFinite(rate)) this.measuredSamples.push({ at: now, rate });
+    while (this.measuredSamples.length > 0 && (now - this.measuredSamples[0]!.at > MEASURED_SAMPLE_WINDOW_MS || this.measuredSamples.length > MAX_SAMPLES)) {
+      this.measuredSamples.shift();
+    }
     while (this.samples.length > FAST_SAMPLE_COUNT && (now - this.samples[0]!.at > SLOW_SAMPLE_WINDOW_MS || this.samples.length > MAX_SAMPLES)) {
       this.samples.shift();
     }

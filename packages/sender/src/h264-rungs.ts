@@ -1,5 +1,5 @@
 import type { EncodedRung, RungSource, RungSpec } from '@camstream/fanout';
-import { FfmpegBusyError, H264Encoder, type EncodedAccessUnit, type H264EncoderOptions } from '@camstream/ffmpeg';
+import { FfmpegBusyError, H264_DEFAULTS, H264Encoder, type EncodedAccessUnit, type H264EncoderOptions } from '@camstream/ffmpeg';
 import type { RawImage } from '@camstream/media';
 
 /**
@@ -7,6 +7,14 @@ import type { RawImage } from '@camstream/media';
  * so that some rung fills most of any link between a fifth and all of the stream's bitrate.
  */
 export const H264_RUNG_FRACTIONS: readonly number[] = [1, 0.6, 0.35, 0.2];
+
+/**
+ * The VBV buffer of the rungs below rung 0, in ms at their bitrate: the largest keyframe they may
+ * make. They serve links that cannot carry rung 0, where a keyframe crosses at about the rung's
+ * bitrate: with the default 500 ms, one on a link at 55 % of rung 0 (which takes rung 2, 35 %)
+ * took over 300 ms to cross, and every frame behind it waited.
+ */
+export const LOWER_RUNG_VBV_MS = 150;
 
 /** An encoder nobody has been on for this long is stopped (a viewer that comes back within it finds it running). */
 const DEFAULT_LINGER_MS = 10_000;
@@ -22,7 +30,7 @@ export interface H264RungsOptions {
   crf?: number;
   /** Seconds between keyframes (default 2). */
   keyframeIntervalSeconds?: number;
-  /** The VBV buffer in milliseconds at each rung's bitrate: how far above it one frame (a keyframe) may go. */
+  /** The VBV buffer in milliseconds at rung 0's bitrate: how far above it one frame (a keyframe) may go (lower rungs: at most LOWER_RUNG_VBV_MS). */
   vbvBufferMs?: number;
   /** Each rung's share of `bitrate`, rung 0 first (default H264_RUNG_FRACTIONS). */
   fractions?: readonly number[];
@@ -130,7 +138,7 @@ export class H264Rungs implements RungSource {
       fps,
       keyframeIntervalSeconds: options.keyframeIntervalSeconds ?? 2,
       ...(options.crf === undefined ? { bitrateKbps: kbps } : { crf: options.crf, maxBitrateKbps: kbps }),
-      ...(options.vbvBufferMs === undefined ? {} : { vbvBufferMs: options.vbvBufferMs }),
+      vbvBufferMs: rung === 0 ? (options.vbvBufferMs ?? H264_DEFAULTS.vbvBufferMs) : Math.min(options.vbvBufferMs ?? H264_DEFAULTS.vbvBufferMs, LOWER_RUNG_VBV_MS),
       // Keyframes come on schedule, never on request: no spare process is needed.
       keepSpareProcess: false,
       // A second of frames may wait in it: an encoder starting up (ffmpeg and x264, 0.3-0.5 s

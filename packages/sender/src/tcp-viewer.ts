@@ -61,7 +61,8 @@ export class TcpViewer implements Outlet<OutgoingFrame> {
         if (!this.closed) session.frameDropped();
       },
       ...(options.maxChainWaitMs === undefined ? {} : { maxChainWaitMs: options.maxChainWaitMs }),
-      adaptation: { rungs: options.ladder.length, enabled: options.adapt },
+      // H.264's rungs say their bitrate (PROTOCOL.md 4.4): inter-coded.
+      adaptation: { rungs: options.ladder.length, enabled: options.adapt, interCoded: options.ladder.some((rung) => rung.bitrate !== undefined) },
       now: this.now,
     });
     socket.on('drain', () => {

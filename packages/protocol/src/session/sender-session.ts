@@ -56,6 +56,7 @@ export type SenderWindowView = Pick<
   | 'inFlightFrames'
   | 'capacityBytesPerSecond'
   | 'sustainedCapacityBytesPerSecond'
+  | 'measuredCapacityBytesPerSecond'
   | 'deliveredBytesPerSecond'
   | 'roundTripMs'
   | 'ackedBytes'
