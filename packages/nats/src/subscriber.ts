@@ -65,14 +65,17 @@ interface CameraState {
   tracker: CameraTracker;
   slot: NatsFrame | undefined;
   busy: boolean;
-  /** Frames checked and offered to the consumer. */
-  offered: number;
   delivered: number;
   skipped: number;
   describing: boolean;
   lastDescribeAt: number;
   /** A describe request waiting for the rate limit. */
   describeTimer: NodeJS.Timeout | undefined;
+}
+
+/** Frames offered to the consumer so far: each was handed over, replaced by a newer one, or waits. */
+function offeredOf(state: CameraState): number {
+  return state.delivered + state.skipped + (state.slot ? 1 : 0);
 }
 
 function statsOf(state: CameraState): CameraStats {
@@ -195,7 +198,6 @@ export class CameraSubscriber {
       }),
       slot: undefined,
       busy: false,
-      offered: 0,
       delivered: 0,
       skipped: 0,
       describing: false,
@@ -329,7 +331,6 @@ export class CameraSubscriber {
    * waiting at the server: then it stays busy while reads keep bringing newer frames (drain).
    */
   private offer(state: CameraState, frame: NatsFrame): void {
-    state.offered++;
     if (state.slot) state.skipped++;
     state.slot = frame;
     if (!state.busy) this.deliver(state);
@@ -372,9 +373,9 @@ export class CameraSubscriber {
    * it as reads make room, a buffer's worth at a time.
    */
   private drain(state: CameraState, deadline: number, done: () => void): void {
-    const before = state.offered;
+    const before = offeredOf(state);
     setTimeout(() => {
-      if (state.offered !== before && performance.now() < deadline && !this.isClosed) this.drain(state, deadline, done);
+      if (offeredOf(state) !== before && performance.now() < deadline && !this.isClosed) this.drain(state, deadline, done);
       else done();
     }, DRAIN_WAIT_MS);
   }
