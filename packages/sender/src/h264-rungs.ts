@@ -132,13 +132,14 @@ export class H264Rungs implements RungSource {
     const { options } = this;
     const fps = options.fps > 0 ? options.fps : 30;
     const kbps = Math.max(1, Math.round(spec.bitrate! / 1000));
+    const vbvBufferMs = options.vbvBufferMs ?? H264_DEFAULTS.vbvBufferMs;
     const encoderOptions: H264EncoderOptions = {
       width: spec.width,
       height: spec.height,
       fps,
       keyframeIntervalSeconds: options.keyframeIntervalSeconds ?? 2,
       ...(options.crf === undefined ? { bitrateKbps: kbps } : { crf: options.crf, maxBitrateKbps: kbps }),
-      vbvBufferMs: rung === 0 ? (options.vbvBufferMs ?? H264_DEFAULTS.vbvBufferMs) : Math.min(options.vbvBufferMs ?? H264_DEFAULTS.vbvBufferMs, LOWER_RUNG_VBV_MS),
+      vbvBufferMs: rung === 0 ? vbvBufferMs : Math.min(vbvBufferMs, LOWER_RUNG_VBV_MS),
       // Keyframes come on schedule, never on request: no spare process is needed.
       keepSpareProcess: false,
       // A second of frames may wait in it: an encoder starting up (ffmpeg and x264, 0.3-0.5 s
