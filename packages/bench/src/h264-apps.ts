@@ -30,6 +30,7 @@ import { startApp, startProcess, stopAllProcesses, workspaceRoot, type AppProces
 import { CLIP_FRAMES, sharedDir } from './frames';
 import { waitForQuiet } from './machine-load';
 import { coresBetween, sampleTree } from './process-cpu';
+import { median } from './report';
 
 const WIDTH = 1280;
 const HEIGHT = 720;
@@ -123,13 +124,6 @@ interface SsimRow {
 
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 const load1 = () => Math.round(loadavg()[0]! * 100) / 100;
-/** The middle value, or the mean of the two middle ones (of 2 runs: their mean). */
-function median(values: number[]): number {
-  if (values.length === 0) return NaN;
-  const sorted = [...values].sort((a, b) => a - b);
-  const middle = sorted.length / 2;
-  return Number.isInteger(middle) ? (sorted[middle - 1]! + sorted[middle]!) / 2 : sorted[Math.floor(middle)]!;
-}
 const round = (x: number, digits = 1) => Math.round(x * 10 ** digits) / 10 ** digits;
 
 async function main(): Promise<void> {

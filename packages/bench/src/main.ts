@@ -18,7 +18,20 @@ import { ensureClip, sharedDir } from './frames';
 import { launchEnv } from './launch-env';
 import { loopbackLimit } from './loopback-limit';
 import { waitForQuiet } from './machine-load';
-import { buildRows, FPS_TARGETS, fpsChart, LOOPBACK_SHARE_TARGET, markdownTable, PREVIOUS_JPEG_FPS, showStat, sizeOf, textTable, type Row } from './report';
+import {
+  buildRows,
+  FPS_TARGETS,
+  fpsChart,
+  LOOPBACK_SHARE_TARGET,
+  loopbackShareOf,
+  markdownTable,
+  PREVIOUS_JPEG_FPS,
+  PREVIOUS_JPEG_TOLERANCE,
+  showStat,
+  sizeOf,
+  textTable,
+  type Row,
+} from './report';
 import { round } from './usage';
 
 const USAGE = `Usage: npx nx run bench:run [-- options]
@@ -234,7 +247,7 @@ async function main(): Promise<number> {
       cells.push(cell);
       const fps = cell.receivers.map((r) => r.decodedFps).join(', ');
       const limit = cell.loopbackBytesPerSecond;
-      const share = limit ? ` (${round((cell.receivers[0]!.decodedFps * spec.width * spec.height * 3) / limit, 2)} of loopback, iperf3 ${round((limit * 8) / 1e9, 1)} Gbit/s)` : '';
+      const share = limit ? ` (${loopbackShareOf(cell)} of loopback, iperf3 ${round((limit * 8) / 1e9, 1)} Gbit/s)` : '';
       log(
         `run ${run}/${repeat}: ${sizeOf(spec)} ${spec.encoding} x${spec.receivers}: ${fps} fps decoded${share}, sender ${cell.sender.cpuPercent}% CPU, ` +
           `receivers ${cell.receivers.map((r) => r.cpuPercent).join(', ')}% CPU (other programs: ${cell.backgroundCpuPercent ?? '?'}% before, ${cell.othersCpuPercent ?? '?'}% during)`,
@@ -332,7 +345,7 @@ function notes(rows: Row[], cells: CellResult[], quietBelow: number): string[] {
   if (jpeg.length) {
     lines.push(
       `JPEG q80, one receiver, against the last bench (${Object.entries(PREVIOUS_JPEG_FPS).map(([size, fps]) => `${size} ${fps}`).join(', ')} fps): ` +
-        jpeg.map((r) => `${r.size} ${showStat(r.fpsMin)} fps = ${showStat(r.previousRatio, 2)}`).join('; ') + ' (target: within 5 %, i.e. >= 0.95).',
+        jpeg.map((r) => `${r.size} ${showStat(r.fpsMin)} fps = ${showStat(r.previousRatio, 2)}`).join('; ') + ` (target: within ${PREVIOUS_JPEG_TOLERANCE * 100} %, i.e. >= ${1 - PREVIOUS_JPEG_TOLERANCE}).`,
     );
   }
   const bad = rows.filter((r) => r.gaps > 0 || r.corrupt > 0);

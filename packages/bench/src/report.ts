@@ -9,11 +9,23 @@ export interface Stat {
   values: number[];
 }
 
-export function stat(values: number[]): Stat {
+/** The middle value, or the mean of the two middle ones (of 2 runs: their mean); NaN when empty. */
+export function median(values: readonly number[]): number {
   const sorted = [...values].sort((a, b) => a - b);
   const n = sorted.length;
-  const median = n === 0 ? NaN : n % 2 ? sorted[(n - 1) / 2]! : (sorted[n / 2 - 1]! + sorted[n / 2]!) / 2;
-  return { median: round(median, 2), min: sorted[0] ?? NaN, max: sorted[n - 1] ?? NaN, values };
+  return n === 0 ? NaN : n % 2 ? sorted[(n - 1) / 2]! : (sorted[n / 2 - 1]! + sorted[n / 2]!) / 2;
+}
+
+export function stat(values: number[]): Stat {
+  const sorted = [...values].sort((a, b) => a - b);
+  return { median: round(median(sorted), 2), min: sorted[0] ?? NaN, max: sorted.at(-1) ?? NaN, values };
+}
+
+/** A raw cell's decoded payload bytes per second over what loopback TCP carried just before it (iperf3); undefined when not measured. */
+export function loopbackShareOf(cell: CellResult): number | undefined {
+  const limit = cell.loopbackBytesPerSecond;
+  if (!limit) return undefined;
+  return round((cell.receivers[0]!.decodedFps * cell.spec.width * cell.spec.height * 3) / limit, 2);
 }
 
 /** Targets on this machine (2 cores), in decoded frames per second at the receiver. */
@@ -101,7 +113,7 @@ function key(spec: CellSpec): string {
   return `${spec.kind} ${sizeOf(spec)} ${spec.encoding} ${spec.receivers} ${spec.fps}`;
 }
 
-const median = (xs: number[]) => stat(xs).median;
+const medianOf = (xs: number[]) => stat(xs).median;
 
 /** Builds the table rows from every run of every cell (runs of a cell are grouped). */
 export function buildRows(cells: CellResult[], tutorials: TutorialResult[]): Row[] {
@@ -133,11 +145,11 @@ export function buildRows(cells: CellResult[], tutorials: TutorialResult[]): Row
       encodedFps: per((c) => c.sender.fps),
       MBps: per((c) => mean(c.receivers.map((r) => r.MBps))),
       payloadKB: per((c) => round(c.sender.payloadBytesMean / 1000, 1)),
-      p50: per((c) => median(c.receivers.map((r) => r.latencyMs?.p50 ?? NaN))),
+      p50: per((c) => medianOf(c.receivers.map((r) => r.latencyMs?.p50 ?? NaN))),
       p99: per((c) => Math.max(...c.receivers.map((r) => r.latencyMs?.p99 ?? NaN))),
-      arrivalP50: per((c) => median(c.receivers.map((r) => r.arrivalLatencyMs?.p50 ?? NaN))),
+      arrivalP50: per((c) => medianOf(c.receivers.map((r) => r.arrivalLatencyMs?.p50 ?? NaN))),
       arrivalP99: per((c) => Math.max(...c.receivers.map((r) => r.arrivalLatencyMs?.p99 ?? NaN))),
-      decodeP50: per((c) => median(c.receivers.map((r) => r.decodeMs?.p50 ?? NaN))),
+      decodeP50: per((c) => medianOf(c.receivers.map((r) => r.decodeMs?.p50 ?? NaN))),
       decodeP99: per((c) => Math.max(...c.receivers.map((r) => r.decodeMs?.p99 ?? NaN))),
       senderCpu: per((c) => c.sender.cpuPercent),
       senderCpuMsPerFrame: per((c) => round(((c.sender.userSeconds + c.sender.systemSeconds) * 1000) / Math.max(1, c.sender.frames), 3)),
@@ -180,7 +192,7 @@ export function buildRows(cells: CellResult[], tutorials: TutorialResult[]): Row
       const frameBytes = spec.width * spec.height * 3;
       const limited = runs.filter((c) => c.loopbackBytesPerSecond);
       if (mode === 'raw' && limited.length) {
-        row.loopbackShare = stat(limited.map((c) => round((c.receivers[0]!.decodedFps * frameBytes) / c.loopbackBytesPerSecond!, 2)));
+        row.loopbackShare = stat(limited.map((c) => loopbackShareOf(c)!));
         row.loopbackFps = stat(limited.map((c) => round(c.loopbackBytesPerSecond! / frameBytes, 0)));
         row.target += `; >= ${LOOPBACK_SHARE_TARGET} of loopback in every run`;
         row.met = (row.met ?? true) && row.loopbackShare.min >= LOOPBACK_SHARE_TARGET && limited.length === runs.length;
