@@ -11,24 +11,32 @@ interface ProcTimes {
   reaped: number;
 }
 
+/** One process's times from /proc/PID/stat; undefined once it is gone. */
+function readTimes(pid: number | string): ProcTimes | undefined {
+  try {
+    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+    // "pid (comm) state ppid ..."; comm may hold anything, so split after its last ')'.
+    const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+    return { ppid: Number(fields[1]), own: Number(fields[11]) + Number(fields[12]), reaped: Number(fields[13]) + Number(fields[14]) };
+  } catch {
+    return undefined; // exited while we looked
+  }
+}
+
 function readAll(): Map<number, ProcTimes> {
   const all = new Map<number, ProcTimes>();
   for (const entry of readdirSync('/proc')) {
     if (!/^\d+$/.test(entry)) continue;
-    try {
-      const stat = readFileSync(`/proc/${entry}/stat`, 'utf8');
-      // "pid (comm) state ppid ..."; comm may hold anything, so split after its last ')'.
-      const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-      all.set(Number(entry), {
-        ppid: Number(fields[1]),
-        own: Number(fields[11]) + Number(fields[12]),
-        reaped: Number(fields[13]) + Number(fields[14]),
-      });
-    } catch {
-      // exited while we looked
-    }
+    const times = readTimes(entry);
+    if (times) all.set(Number(entry), times);
   }
   return all;
+}
+
+/** User + system CPU seconds of one process so far (not its children), or NaN once it is gone. */
+export function processCpuSeconds(pid: number): number {
+  const times = readTimes(pid);
+  return times ? times.own / TICKS_PER_SECOND : NaN;
 }
 
 /** CPU ticks of a process and all its descendants at one moment. */

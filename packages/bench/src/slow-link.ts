@@ -18,6 +18,7 @@ import { freePort, startProcess, workspaceRoot, type AppProcess } from '@camstre
 import { parseResult, startDriver, type DriverSettings, type ReceiverFigures, type SenderFigures } from './cells';
 import { ensureClip, sharedDir } from './frames';
 import { busyBetween, cpuTimes, waitForQuiet } from './machine-load';
+import { processCpuSeconds } from './process-cpu';
 import {
   flowState,
   fullQualityAfterMs,
@@ -177,16 +178,6 @@ async function startProxy(targetPort: number, link: LinkSpec, bitrate: number, b
   };
   void watch();
   return proxy;
-}
-
-/** User + system CPU seconds of a process so far (Linux /proc), or NaN once it is gone. */
-function processCpuSeconds(pid: number): number {
-  try {
-    const fields = readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1]!.split(' ');
-    return (Number(fields[11]) + Number(fields[12])) / 100; // utime, stime in clock ticks (USER_HZ 100)
-  } catch {
-    return NaN;
-  }
 }
 
 interface Conditions {
