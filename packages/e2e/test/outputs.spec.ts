@@ -81,19 +81,20 @@ const CHROMIUM = '/usr/bin/chromium';
       const image: RawImage = await codec.decode(png, 'png', { width: 320, height: 240, channels: 3 });
       return readFrameNumber(image);
     };
-    let first: number | null = null;
-    // Up to 20 s for the page to connect and show its first frame.
-    for (let i = 0; i < 100 && first === null; i++) {
-      first = await readShownFrame();
-      if (first === null) await page.waitForTimeout(200);
-    }
+    /** Reads the shown frame every 200 ms, up to 20 s (a loaded machine), until `wanted` takes it; gives the last one read. */
+    const shownFrameWhen = async (wanted: (frame: number) => boolean): Promise<number | null> => {
+      let shown: number | null = null;
+      for (let i = 0; i < 100; i++) {
+        shown = await readShownFrame();
+        if (shown !== null && wanted(shown)) break;
+        await page.waitForTimeout(200);
+      }
+      return shown;
+    };
+    // The page connects and shows a first frame, then a newer one.
+    const first = await shownFrameWhen(() => true);
     expect(first).not.toBeNull();
-    // Then a newer frame, whenever it is drawn (up to 20 s on a loaded machine).
-    let second: number | null = null;
-    for (let i = 0; i < 100 && (second === null || second <= first!); i++) {
-      second = await readShownFrame();
-      if (second === null || second <= first!) await page.waitForTimeout(200);
-    }
+    const second = await shownFrameWhen((frame) => frame > first!);
     expect(second).not.toBeNull();
     expect(second!).toBeGreaterThan(first!);
     const text = await page.locator('body').innerText();
