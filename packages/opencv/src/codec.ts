@@ -1,7 +1,7 @@
 import type { Encoding, FrameCodec, RawImage } from '@camstream/media';
 import { DecodeError, describeThrown, EncodeError, ShapeMismatchError } from './errors';
 import { checkRawImage, imageFromMat, keepAlive, resizeMat, wrapImage } from './images';
-import { decodeJpegTo, findJpegDamage, readJpegFrameHeader } from './jpeg';
+import { decodeJpegTo, encodeJpegFrom, findJpegDamage, readJpegFrameHeader } from './jpeg';
 import { loadOpenCV } from './load-opencv';
 
 export const DEFAULT_JPEG_QUALITY = 80;
@@ -9,11 +9,11 @@ export const DEFAULT_JPEG_QUALITY = 80;
 type Shape = { width: number; height: number; channels: number };
 
 /**
- * FrameCodec on OpenCV, except JPEG decoding, which goes to libjpeg-turbo directly: OpenCV 4.6
- * (Debian 12) decodes to RGB and swaps every pixel to BGR in a scalar loop, 3x slower (720p q80:
- * 6.3 vs 2.0 ms). Everything runs on worker threads so it never blocks the event loop, and
+ * FrameCodec on OpenCV, except JPEG, which goes to libjpeg-turbo directly: OpenCV 4.6 (Debian 12)
+ * decodes to RGB and swaps every pixel to BGR in a scalar loop, 3x slower (720p q80: 6.3 vs
+ * 2.0 ms), and swaps every row to RGB before encoding, 1.4x slower (see encodeJpegFrom). Everything runs on worker threads so it never blocks the event loop, and
  * decodes can run in parallel. Copies are kept to the minimum:
- * - encode reads the image's own bytes through a Mat header (no copy in, one Buffer out);
+ * - encode reads the image's own bytes (through a Mat header for PNG; no copy in, one Buffer out);
  * - raw-bgr encode returns `image.data` itself and raw-bgr decode wraps the payload;
  * - JPEG decodes straight into the returned Buffer, PNG decode copies the pixels into it once;
  * - `into` as a function is called only after the payload's own header was checked (JPEG) or
@@ -24,22 +24,20 @@ export class OpenCVCodec implements FrameCodec {
   async encode(image: RawImage, encoding: Encoding, options: { quality?: number } = {}): Promise<Buffer> {
     checkRawImage(image, `cannot encode ${encoding}`);
     if (encoding === 'raw-bgr') return image.data;
-    const cv = loadOpenCV();
-    const mat = wrapImage(image);
     try {
       if (encoding === 'jpeg') {
         const quality = options.quality ?? DEFAULT_JPEG_QUALITY;
         if (!Number.isInteger(quality) || quality < 0 || quality > 100) {
           throw new RangeError(`JPEG quality must be a whole number from 0 to 100, got ${quality}`);
         }
-        return await cv.imencodeAsync('.jpg', mat, [cv.IMWRITE_JPEG_QUALITY, quality]);
+        return await encodeJpegFrom(image, quality);
       }
-      if (encoding === 'png') return await cv.imencodeAsync('.png', mat);
+      if (encoding === 'png') return await loadOpenCV().imencodeAsync('.png', wrapImage(image));
     } catch (thrown) {
       if (thrown instanceof RangeError) throw thrown;
       throw new EncodeError(`${encoding} encode of a ${image.width}x${image.height}x${image.channels} image failed: ${describeThrown(thrown)}`, { cause: thrown });
     } finally {
-      // The Mat points into image.data without owning it: keep the image reachable until OpenCV is done.
+      // A Mat or the encoder reads image.data without owning it: keep the image reachable until it is done.
       keepAlive(image);
     }
     throw new RangeError(`unknown encoding: ${String(encoding)}`);

@@ -44,6 +44,25 @@ describe('OpenCVCodec', () => {
     expect(small.length).toBeLessThan(large.length);
   });
 
+  it('jpeg encodes in flight at once each give a JPEG of their own image (the output buffers are reused)', async () => {
+    const frames = Array.from({ length: 6 }, (_, i) => ({ ...shape, data: Buffer.alloc(image.data.length, 20 + i * 40) }));
+    const payloads = await Promise.all(frames.map((frame) => codec.encode(frame, 'jpeg')));
+    // Encoded again after the first ones returned: the later encodes must not write into earlier JPEGs.
+    await Promise.all(frames.map((frame) => codec.encode({ ...frame, data: Buffer.alloc(frame.data.length, 255) }, 'jpeg')));
+    const decoded = await Promise.all(payloads.map((payload) => codec.decode(payload, 'jpeg', shape)));
+    decoded.forEach((frame, i) => expect(meanAbsoluteError(frame, frames[i]!)).toBeLessThan(2));
+  });
+
+  it('jpeg encodes gray and BGRA images too', async () => {
+    const gray = { width: 32, height: 16, channels: 1, data: Buffer.alloc(512, 90) };
+    const grayJpeg = await codec.encode(gray, 'jpeg');
+    const grayBack = await codec.decode(grayJpeg, 'jpeg', { width: 32, height: 16, channels: 1 });
+    expect(meanAbsoluteError(grayBack, gray)).toBeLessThan(2);
+    const bgra = { width: 32, height: 16, channels: 4, data: Buffer.alloc(32 * 16 * 4, 200) };
+    const bgraBack = await codec.decode(await codec.encode(bgra, 'jpeg'), 'jpeg', { width: 32, height: 16, channels: 3 });
+    expect(meanAbsoluteError(bgraBack, { width: 32, height: 16, channels: 3, data: Buffer.alloc(32 * 16 * 3, 200) })).toBeLessThan(2);
+  });
+
   it('one-channel images round-trip through png', async () => {
     const gray = { width: 16, height: 8, channels: 1, data: Buffer.from(Array.from({ length: 128 }, (_, i) => i * 2)) };
     const decoded = await codec.decode(await codec.encode(gray, 'png'), 'png', { width: 16, height: 8, channels: 1 });
