@@ -191,9 +191,14 @@ export function runSession(options: SessionOptions, handlers: SessionHandlers): 
       }
     };
 
-    /** Runs one decoder call; a decoding error fails the session, the end of the session stops decoding. */
+    /**
+     * Runs one decoder call (one read); a decoding error fails the session, the end of the session
+     * stops decoding. The acks of the frames a read completes go out in one write: each write is a
+     * system call here and a wake-up of the sender, which costs more than the ack itself.
+     */
     const decode = (step: () => void) => {
       if (settled) return;
+      socket.cork();
       try {
         try {
           step();
@@ -210,6 +215,8 @@ export function runSession(options: SessionOptions, handlers: SessionHandlers): 
         }
       } catch (error) {
         failWith(error as Error);
+      } finally {
+        socket.uncork();
       }
     };
 
