@@ -36,14 +36,11 @@ export class FfmpegProcess {
   private partialLine = '';
   private exitStatus: ExitStatus | undefined;
 
-  /**
-   * Throws FfmpegNotFoundError at once when the program cannot be started. `onStderrLine` may be
-   * set later (a process started ahead of its user); lines before that only go to the tail.
-   */
+  /** Throws FfmpegNotFoundError at once when the program cannot be started. */
   constructor(
     readonly program: string,
     args: readonly string[],
-    public onStderrLine?: (line: string) => void,
+    private readonly onStderrLine?: (line: string) => void,
   ) {
     const child = spawn(program, args, { stdio: ['pipe', 'pipe', 'pipe'], detached: true });
     if (child.pid === undefined) {

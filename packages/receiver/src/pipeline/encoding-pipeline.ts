@@ -15,12 +15,7 @@ export class EncodingPipeline {
 
   /** A new connection's stream (before its first frame). */
   setStream(stream: StreamDescription): void {
-    if (stream.encoding === 'h264') {
-      this.h264.setStream(stream);
-    } else {
-      this.frames.setStream(stream);
-      this.h264.dropPreparedDecoder();
-    }
+    (stream.encoding === 'h264' ? this.h264 : this.frames).setStream(stream);
   }
 
   offer(frame: CheckedFrame): void {
