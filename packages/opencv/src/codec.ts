@@ -11,8 +11,9 @@ type Shape = { width: number; height: number; channels: number };
 /**
  * FrameCodec on OpenCV, except JPEG, which goes to libjpeg-turbo directly: OpenCV 4.6 (Debian 12)
  * decodes to RGB and swaps every pixel to BGR in a scalar loop, 3x slower (720p q80: 6.3 vs
- * 2.0 ms), and swaps every row to RGB before encoding, 1.4x slower (see encodeJpegFrom). Everything runs on worker threads so it never blocks the event loop, and
- * decodes can run in parallel. Copies are kept to the minimum:
+ * 2.0 ms), and swaps every row to RGB before encoding, 1.4x slower (see encodeJpegFrom).
+ * Everything runs on worker threads so it never blocks the event loop, and decodes can run in
+ * parallel. Copies are kept to the minimum:
  * - encode reads the image's own bytes (through a Mat header for PNG; no copy in, one Buffer out);
  * - raw-bgr encode returns `image.data` itself and raw-bgr decode wraps the payload;
  * - JPEG decodes straight into the returned Buffer, PNG decode copies the pixels into it once;

@@ -126,6 +126,8 @@ export async function decodeJpegTo(payload: Buffer, width: number, height: numbe
 const encodeScratch = new Map<number, Buffer[]>();
 /** Spare output buffers kept per size: as many as encodes usually run at once. */
 const SPARE_SCRATCH_PER_SIZE = 2;
+/** Sizes kept at most (a stream's rungs have a few); the oldest size is let go first. */
+const SCRATCH_SIZES = 8;
 
 /**
  * Encodes BGR (or gray, or BGRA) pixels to a baseline JPEG, 4:2:0 (gray: one component), with
@@ -145,7 +147,11 @@ export async function encodeJpegFrom(image: RawImage, quality: number): Promise<
     const jpeg = await turbo.compress(image.data, scratch, options);
     return Buffer.from(jpeg);
   } finally {
-    if (!spare) encodeScratch.set(size, [scratch]);
-    else if (spare.length < SPARE_SCRATCH_PER_SIZE) spare.push(scratch);
+    if (spare) {
+      if (spare.length < SPARE_SCRATCH_PER_SIZE) spare.push(scratch);
+    } else {
+      if (encodeScratch.size >= SCRATCH_SIZES) encodeScratch.delete(encodeScratch.keys().next().value!);
+      encodeScratch.set(size, [scratch]);
+    }
   }
 }
