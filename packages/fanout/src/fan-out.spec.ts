@@ -73,6 +73,36 @@ describe('FanOut', () => {
     return fanOut.publish({ image, seq, captureTime: captureTimeMs });
   }
 
+  it('with offerAfter, encodes at once but offers only once it settles', async () => {
+    const prepared: number[] = [];
+    const gated = new FanOut<Frame>({
+      encoder: new RungEncoder(codec, 'jpeg', ladder),
+      prepare: (e: EncodedRung, p) => {
+        prepared.push(p.seq);
+        return { seq: p.seq, rung: e.rung, bytes: e.payload.length };
+      },
+      fps: 30,
+    });
+    const outlet = new TestOutlet(0);
+    gated.add(outlet);
+    let open!: () => void;
+    const offerAfter = new Promise<void>((resolve) => (open = resolve));
+    const { image, captureTimeMs } = (await camera.read())!;
+    let resolved = false;
+    const publishing = gated.publish({ image, seq: 1, captureTime: captureTimeMs, offerAfter }).then((result) => {
+      resolved = true;
+      return result;
+    });
+    // Encoded and prepared (a frame is offered right after it is prepared, unless it waits).
+    await until(() => prepared.length === 1, 'the encoded frame');
+    expect(outlet.written).toEqual([]);
+    expect(resolved).toBe(false);
+    open();
+    const published = await publishing;
+    expect(outlet.written.map((f) => f.seq)).toEqual([1]);
+    await expect(published.taken).resolves.toBeUndefined();
+  });
+
   it('encodes each rung in use once per frame, whatever the number of outlets on it', async () => {
     const outlets = [new TestOutlet(0), new TestOutlet(0), new TestOutlet(0), new TestOutlet(5), new TestOutlet(5)];
     outlets.forEach((o) => fanOut.add(o));

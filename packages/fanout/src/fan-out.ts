@@ -13,6 +13,11 @@ export interface PublishedImage {
   readonly encodedTop?: Buffer;
   /** Where `encodedTop` stands in its chain, when it is inter-coded (a forwarded H.264 access unit). */
   readonly topChain?: ChainLink;
+  /**
+   * Offer the frame only once this settles (it must not reject); it is encoded meanwhile. An
+   * unpaced source waits so for its previous frame to be taken, while the encoder already works.
+   */
+  readonly offerAfter?: Promise<void>;
 }
 
 /** What the fan-out hands an outlet: a frame of its rung, to settle once written or dropped. */
@@ -219,6 +224,9 @@ export class FanOut<P> {
       if (rung >= 0) chosen.set(outlet, rung);
     }
     const delivery = new DeliveryCount(chosen.size);
+    const started = this.now();
+    /** When the last rung was encoded: the time spent waiting for `offerAfter` is no encoding. */
+    let encodedAt = started;
     const pending = this.options.encoder.encodeEach(published.image, new Set(chosen.values()), published.encodedTop, published.topChain);
     const rungs = new Map<number, EncodedRung>();
     const frames = new Map<number, P>();
@@ -231,6 +239,7 @@ export class FanOut<P> {
         for (const _outlet of outletsOf(chosen, rung)) delivery.settle(false);
         throw error;
       }
+      encodedAt = Math.max(encodedAt, this.now());
       if (!encoded) {
         for (const _outlet of outletsOf(chosen, rung)) delivery.settle(false);
         return;
@@ -239,6 +248,7 @@ export class FanOut<P> {
       this.measure(rung, encoded);
       const frame = this.options.prepare(encoded, published);
       frames.set(rung, frame);
+      if (published.offerAfter) await published.offerAfter;
       for (const outlet of outletsOf(chosen, rung)) {
         // An outlet that left while the frame was being encoded gets nothing.
         if (!this.outlets.has(outlet)) {
@@ -256,9 +266,8 @@ export class FanOut<P> {
         });
       }
     });
-    const started = this.now();
     const results = await Promise.allSettled(delivered);
-    const encodeMs = this.now() - started;
+    const encodeMs = encodedAt - started;
     const failed = results.find((r): r is PromiseRejectedResult => r.status === 'rejected');
     if (failed) throw failed.reason;
     return { rungs, frames, encodeMs, taken: delivery.taken, imageReleased: Promise.resolve() };
@@ -321,7 +330,7 @@ export class FanOut<P> {
     for (const [outlet, plan] of plans) {
       const settle = once((taken: boolean) => delivery.settle(taken));
       const previous = this.tails.get(outlet) ?? Promise.resolve();
-      const done = previous.then(async () => {
+      const done = (published.offerAfter ? Promise.all([previous, published.offerAfter]) : previous).then(async () => {
         const chosen = await ready.get(plan.chosen);
         const staying = plan.staying === undefined ? undefined : await ready.get(plan.staying);
         try {

@@ -73,6 +73,7 @@ export class Broadcast {
   /** The frames prepared by each publish() under way, so that its own hold on them can be let go. */
   private readonly preparing = new Map<number, OutgoingFrame[]>();
   private readonly imageOutlets = new Set<ImageOutlet>();
+  private joins = 0;
 
   constructor(options: BroadcastOptions) {
     const { encoding, width, height, fps } = options.stream;
@@ -151,6 +152,11 @@ export class Broadcast {
     this.imageOutlets.delete(outlet);
   }
 
+  /** Viewers that joined so far (a count that only grows): who joined since a moment. */
+  get joinCount(): number {
+    return this.joins;
+  }
+
   /** Resolves when the next viewer joins (at once if `orNow` and someone watches already). */
   nextViewer(orNow = false): Promise<void> {
     if (orNow && this.size > 0) return Promise.resolve();
@@ -172,16 +178,19 @@ export class Broadcast {
   /**
    * Encodes `image` once for each rung some viewer is on and offers it to those viewers. Resolves
    * once every rung was encoded and offered; the viewers write it as their windows allow.
+   * `offerAfter` (must not reject): offer only once it settles, encoding meanwhile.
    */
-  async publish(image: RawImage, seq: number, captureTime: number): Promise<BroadcastResult> {
+  async publish(image: RawImage, seq: number, captureTime: number, offerAfter?: Promise<void>): Promise<BroadcastResult> {
     const frames: OutgoingFrame[] = [];
     this.preparing.set(seq, frames);
     // Image outlets get the captured image first: they wait for no encoder.
     const shared = this.imageOutlets.size > 0 ? new SharedImage(image, seq, captureTime) : undefined;
+    let imageTaken = shared && !offerAfter ? this.offerImage(shared) : undefined;
+    const imageOffered = shared && offerAfter ? offerAfter.then(() => void (imageTaken = this.offerImage(shared))) : undefined;
     try {
-      const imageTaken = shared ? this.offerImage(shared) : undefined;
       const encodedFor = this.fanOut.size;
-      const published = await this.fanOut.publish({ image, seq, captureTime });
+      const published = await this.fanOut.publish({ image, seq, captureTime, ...(offerAfter ? { offerAfter } : {}) });
+      await imageOffered;
       // The fan-out's `taken` settles at once when it had no viewer: then only the image outlets say.
       const taken = !imageTaken ? published.taken : encodedFor === 0 ? imageTaken : Promise.race([published.taken, imageTaken]);
       const released = Promise.all(frames.map((f) => f.released)).then(() => undefined);
@@ -194,6 +203,8 @@ export class Broadcast {
         imageReleased: Promise.all(holdingImage).then(() => undefined),
       };
     } finally {
+      // The image outlets must have it before the publisher lets go of it.
+      await imageOffered;
       this.preparing.delete(seq);
       // The publisher's own hold: from here on only the viewers hold the frames.
       for (const frame of frames) frame.release();
@@ -209,6 +220,7 @@ export class Broadcast {
   }
 
   private joined(): void {
+    this.joins++;
     const listeners = [...this.joinListeners];
     this.joinListeners.clear();
     for (const listener of listeners) listener();

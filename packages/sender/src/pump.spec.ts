@@ -264,14 +264,47 @@ describe('pumpFrames', () => {
       expect(await pumping).toBe('stopped');
     });
 
-    it('publishes the next frame only once the previous one was taken, or a viewer joined', async () => {
+    it('encodes the next frame while the previous one still is, but not a third before the first went out', async () => {
+      const { source } = immediateSource(Infinity);
+      const encodes: Array<() => void> = [];
+      const codec: FrameCodec = {
+        encode: (image) => new Promise((resolve) => encodes.push(() => resolve(Buffer.from(image.data)))),
+        resize: async () => {
+          throw new Error('not used');
+        },
+        decode: async () => {
+          throw new Error('not used');
+        },
+      };
+      const broadcast = new Broadcast({ codec, stream: rawStream(source, 'png') });
+      const viewer = new RecordingOutlet();
+      broadcast.add(viewer);
+      const abort = new AbortController();
+      const pumping = pumpFrames({ source, broadcast, signal: abort.signal });
+      await eventually(() => encodes.length === 2, 'two encodes under way');
+      expect(viewer.frames).toEqual([]);
+      // Frame 0 is encoded and taken: frame 2 may start; frame 1 was offered only after frame 0.
+      encodes[0]!();
+      await eventually(() => encodes.length === 3, 'a third encode');
+      encodes[1]!();
+      await eventually(() => viewer.frames.length === 2, 'frames 0 and 1');
+      expect(viewer.frames.map((f) => f.seq)).toEqual([0, 1]);
+      expect(encodes).toHaveLength(4);
+      abort.abort();
+      for (const finish of encodes.slice(2)) finish();
+      expect(await pumping).toBe('stopped');
+    });
+
+    it('offers the next frame only once the previous one was taken, or a viewer joined, and encodes it meanwhile', async () => {
       const { source, reads } = immediateSource(Infinity);
-      const { codec } = countingCodec();
+      const { codec, encoded } = countingCodec();
       const broadcast = new Broadcast({ codec, stream: rawStream(source) });
       let waitedForTaken!: () => void;
       const waited = new Promise<void>((resolve) => (waitedForTaken = resolve));
+      let waits = 0;
       const whenViewerJoins = broadcast.whenViewerJoins.bind(broadcast);
       broadcast.whenViewerJoins = (listener) => {
+        waits++;
         waitedForTaken();
         return whenViewerJoins(listener);
       };
@@ -280,15 +313,20 @@ describe('pumpFrames', () => {
       broadcast.add(stuck);
       const abort = new AbortController();
       const pumping = pumpFrames({ source, broadcast, signal: abort.signal });
-      // Frame 1 was read while frame 0 was published; the pump now waits for frame 0 to be taken.
+      // Frame 1 was read while frame 0 was published; it is encoded while the pump waits for frame 0
+      // to be taken, frame 2 read meanwhile; nothing further is encoded until then.
       await waited;
-      expect(stuck.frames).toHaveLength(1);
-      expect(reads()).toBe(2);
-      // A newcomer gets a frame at once, though the first viewer still holds the previous one.
+      await eventually(() => encoded.length >= 2, 'frame 1 encoded');
+      expect(encoded).toHaveLength(2);
+      expect(stuck.frames.map((f) => f.seq)).toEqual([0]);
+      expect(reads()).toBe(3);
+      expect(waits).toBe(1);
+      // A newcomer gets frames at once, though the first viewer still holds the previous one.
       const newcomer = new RecordingOutlet();
       broadcast.add(newcomer);
       await eventually(() => newcomer.frames.length >= 5, 'frames for the newcomer');
-      expect(newcomer.frames.map((f) => f.seq).slice(0, 5)).toEqual([1, 2, 3, 4, 5]);
+      // Frame 1 had been encoded for the first viewer alone; the newcomer gets the next one.
+      expect(newcomer.frames.map((f) => f.seq).slice(0, 5)).toEqual([2, 3, 4, 5, 6]);
       abort.abort();
       expect(await pumping).toBe('stopped');
     });
