@@ -14,8 +14,9 @@ export interface PublishedImage {
   /** Where `encodedTop` stands in its chain, when it is inter-coded (a forwarded H.264 access unit). */
   readonly topChain?: ChainLink;
   /**
-   * Offer the frame only once this settles (it must not reject); it is encoded meanwhile. An
-   * unpaced source waits so for its previous frame to be taken, while the encoder already works.
+   * Offer the frame only once this settles (it must not reject); it is encoded meanwhile. The pump
+   * of an unpaced source passes it: the previous frame must be taken first, but the encoder need
+   * not wait for that.
    */
   readonly offerAfter?: Promise<void>;
 }

@@ -183,7 +183,7 @@ export class Broadcast {
   async publish(image: RawImage, seq: number, captureTime: number, offerAfter?: Promise<void>): Promise<BroadcastResult> {
     const frames: OutgoingFrame[] = [];
     this.preparing.set(seq, frames);
-    // Image outlets get the captured image first: they wait for no encoder.
+    // Image outlets get the captured image first (once `offerAfter` settled): they wait for no encoder.
     const shared = this.imageOutlets.size > 0 ? new SharedImage(image, seq, captureTime) : undefined;
     let imageTaken = shared && !offerAfter ? this.offerImage(shared) : undefined;
     const imageOffered = shared && offerAfter ? offerAfter.then(() => void (imageTaken = this.offerImage(shared))) : undefined;
