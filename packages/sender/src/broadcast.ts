@@ -65,6 +65,8 @@ export class Broadcast {
   readonly stream: StreamDescription;
   /** Rung 0 (the stream itself) and the lower rungs, best first. */
   readonly ladder: readonly RungSpec[];
+  /** Its frames depend on the ones before them (H.264): viewers change rungs at keyframes, and carefully. */
+  readonly interCoded: boolean;
   private readonly fanOut: FanOut<OutgoingFrame>;
   private readonly source: RungSource;
   private readonly h264: H264Rungs | undefined;
@@ -96,6 +98,7 @@ export class Broadcast {
       ...(this.ladder.length > 1 ? { rungs: this.ladder.slice(1).map((r) => ({ ...r })) } : {}),
     };
     const interCoded = this.source.interCoded === true;
+    this.interCoded = interCoded;
     this.fanOut = new FanOut<OutgoingFrame>({
       encoder: this.source,
       fps,

@@ -339,6 +339,7 @@ export class StreamServer {
     const viewer = new TcpViewer(this.nextViewerId++, receiverName ?? connection.peer, connection.peer, connection.socket!, connection.session!, {
       ladder: this.options.broadcast.ladder,
       adapt: this.options.adapt ?? true,
+      interCoded: this.options.broadcast.interCoded,
       log: this.log,
     });
     connection.viewer = viewer;

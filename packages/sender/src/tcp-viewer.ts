@@ -9,6 +9,8 @@ export interface TcpViewerOptions {
   ladder: readonly RungSpec[];
   /** Off: always rung 0 (only the window's drops keep latency bounded). */
   adapt: boolean;
+  /** The ladder's rungs are inter-coded (H.264): see AdaptationOptions.interCoded (default false). */
+  interCoded?: boolean;
   /** Rung changes are logged at most this often per viewer (default 2 s); the last one always is. */
   rungLogIntervalMs?: number;
   /** H.264: how long a frame may wait behind the one before it before the viewer skips to the next keyframe (default 250 ms). */
@@ -61,8 +63,7 @@ export class TcpViewer implements Outlet<OutgoingFrame> {
         if (!this.closed) session.frameDropped();
       },
       ...(options.maxChainWaitMs === undefined ? {} : { maxChainWaitMs: options.maxChainWaitMs }),
-      // H.264's rungs say their bitrate (PROTOCOL.md 4.4): inter-coded.
-      adaptation: { rungs: options.ladder.length, enabled: options.adapt, interCoded: options.ladder.some((rung) => rung.bitrate !== undefined) },
+      adaptation: { rungs: options.ladder.length, enabled: options.adapt, interCoded: options.interCoded ?? false },
       now: this.now,
     });
     socket.on('drain', () => {

@@ -46,6 +46,8 @@ describe('an h264 stream', () => {
     const camera = new FakeCamera({ width: WIDTH, height: HEIGHT, fps: 30, frames });
     await using sender = await startSender(camera, 'h264', { bitrate: BITRATE });
     expect(sender.broadcast.stream).toMatchObject({ encoding: 'h264', bitrate: BITRATE, rungs: [{ bitrate: 360_000 }, { bitrate: 210_000 }, { bitrate: 120_000 }] });
+    // Its viewers change rungs as an inter-coded stream's must (RungChooser, interCoded).
+    expect(sender.broadcast.interCoded).toBe(true);
     const receivers = await Promise.all([1, 2, 3].map((i) => TestReceiver.connect({ port: sender.server.port, name: `viewer ${i}` })));
     await until(() => sender.server.viewerList.length === 3, 'three viewers');
     expect(await sender.pump()).toBe('source-ended');
