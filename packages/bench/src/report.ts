@@ -113,7 +113,7 @@ function key(spec: CellSpec): string {
   return `${spec.kind} ${sizeOf(spec)} ${spec.encoding} ${spec.receivers} ${spec.fps}`;
 }
 
-const medianOf = (xs: number[]) => stat(xs).median;
+const medianOf = (xs: number[]) => round(median(xs), 2);
 
 /** Builds the table rows from every run of every cell (runs of a cell are grouped). */
 export function buildRows(cells: CellResult[], tutorials: TutorialResult[]): Row[] {
