@@ -36,11 +36,14 @@ export class FfmpegProcess {
   private partialLine = '';
   private exitStatus: ExitStatus | undefined;
 
-  /** Throws FfmpegNotFoundError at once when the program cannot be started. */
+  /**
+   * Throws FfmpegNotFoundError at once when the program cannot be started. `onStderrLine` may be
+   * set later (a process started ahead of its user); lines before that only go to the tail.
+   */
   constructor(
     readonly program: string,
     args: readonly string[],
-    private readonly onStderrLine?: (line: string) => void,
+    public onStderrLine?: (line: string) => void,
   ) {
     const child = spawn(program, args, { stdio: ['pipe', 'pipe', 'pipe'], detached: true });
     if (child.pid === undefined) {

@@ -12,6 +12,8 @@ export interface H264DecoderOptions {
   maxPendingAccessUnits?: number;
   /** The ffmpeg program (default: CAMSTREAM_FFMPEG or `ffmpeg` on the PATH). */
   ffmpegPath?: string;
+  /** A process started ahead (see PreparedH264Decoder): used if it still runs, else a new one is started. */
+  prepared?: PreparedH264Decoder;
 }
 
 export interface DecodedFrame {
@@ -93,7 +95,9 @@ export class H264Decoder {
     }
     this.frameBytes = width * height * 3;
     this.maxPending = options.maxPendingAccessUnits ?? DEFAULT_MAX_PENDING;
-    this.process = new FfmpegProcess(options.ffmpegPath ?? defaultFfmpegPath(), decoderArgs(), (line) => this.readLog(line));
+    const prepared = options.prepared?.take();
+    this.process = prepared ?? new FfmpegProcess(options.ffmpegPath ?? defaultFfmpegPath(), decoderArgs());
+    this.process.onStderrLine = (line) => this.readLog(line);
     this.process.child.stdout!.on('data', (chunk: Buffer) => this.readPictures(chunk));
     void this.process.exited.then(() => this.fail(new FfmpegExitedError(`the H.264 decoder stopped: ${this.process.describeExit()}`)));
     this.process.child.stdin!.write(ivfFileHeader({ width, height, timeBaseDenominator: 60 }));
@@ -276,6 +280,52 @@ export class H264Decoder {
   /** Only a decoder with work in it keeps our process alive. */
   private updateKeepsAlive(): void {
     if (this.process.running) this.process.setKeepsAlive(this.pending.length > 0 || this.closing !== undefined);
+  }
+}
+
+/**
+ * A decoder's ffmpeg process, started before the stream is known: ffmpeg needs 130-180 ms here
+ * to start (it loads some hundred libraries), which would otherwise come before a joiner's first
+ * picture. It waits, idle and not keeping our process alive, until an H264Decoder takes it (the
+ * stream's size is only written then) or close() ends it. It never throws: when ffmpeg cannot be
+ * started, the decoder that finds nothing to take starts its own and reports why.
+ */
+export class PreparedH264Decoder {
+  private process: FfmpegProcess | undefined;
+
+  constructor(ffmpegPath: string = defaultFfmpegPath()) {
+    try {
+      this.process = new FfmpegProcess(ffmpegPath, decoderArgs());
+      this.process.setKeepsAlive(false);
+    } catch {
+      this.process = undefined;
+    }
+  }
+
+  /** Whether a process waits to be taken. */
+  get ready(): boolean {
+    return this.process?.running === true;
+  }
+
+  /** The waiting process's pid, if one waits. */
+  get pid(): number | undefined {
+    return this.ready ? this.process!.pid : undefined;
+  }
+
+  /** The waiting process, once; undefined if taken, closed or exited (a dead one is closed here). */
+  take(): FfmpegProcess | undefined {
+    const process = this.process;
+    this.process = undefined;
+    if (process?.running) return process;
+    void process?.close(0);
+    return undefined;
+  }
+
+  /** Ends the waiting process, if any (it has read nothing, so it exits at once). */
+  async close(): Promise<void> {
+    const process = this.process;
+    this.process = undefined;
+    await process?.close(CLOSE_GRACE_MS);
   }
 }
 

@@ -5,7 +5,7 @@
  */
 export { H264Encoder, H264_DEFAULTS, encoderArgs } from './h264-encoder';
 export type { H264EncoderOptions, EncodedAccessUnit, X264Preset } from './h264-encoder';
-export { H264Decoder, decoderArgs } from './h264-decoder';
+export { H264Decoder, PreparedH264Decoder, decoderArgs } from './h264-decoder';
 export type { H264DecoderOptions, DecodedFrame } from './h264-decoder';
 export { Mp4Recorder, recorderArgs } from './mp4-recorder';
 export type { Mp4RecorderOptions, RecordedFrameMeta } from './mp4-recorder';

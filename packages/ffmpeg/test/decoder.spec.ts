@@ -1,7 +1,7 @@
 import { readFrameNumber, renderFakeFrame } from '@camstream/testkit';
 import { NalType, readNalUnits } from '../src/annexb';
-import { AnnexBError, DecodeError, FfmpegClosedError, FfmpegExitedError, NotKeyframeError, StreamMismatchError } from '../src/errors';
-import { H264Decoder, type DecodedFrame } from '../src/h264-decoder';
+import { AnnexBError, DecodeError, FfmpegClosedError, FfmpegExitedError, FfmpegNotFoundError, NotKeyframeError, StreamMismatchError } from '../src/errors';
+import { H264Decoder, PreparedH264Decoder, type DecodedFrame } from '../src/h264-decoder';
 import { H264Encoder } from '../src/h264-encoder';
 import { processExists } from './support/processes';
 
@@ -135,5 +135,52 @@ describe('H264Decoder', () => {
     expect(readFrameNumber((await last).image)).toBe(0);
     expect(processExists(decoding.pid)).toBe(false);
     await expect(decoding.decode(units[1]!)).rejects.toThrow(FfmpegClosedError);
+  });
+});
+
+describe('PreparedH264Decoder', () => {
+  const decoders: H264Decoder[] = [];
+  const prepared: PreparedH264Decoder[] = [];
+  afterEach(async () => {
+    await Promise.all([...decoders.splice(0).map((decoder) => decoder.close()), ...prepared.splice(0).map((waiting) => waiting.close())]);
+  });
+  const prepare = (ffmpegPath?: string) => {
+    const waiting = new PreparedH264Decoder(ffmpegPath);
+    prepared.push(waiting);
+    return waiting;
+  };
+
+  it('gives its waiting ffmpeg to the first decoder, which decodes in it; the next decoder starts its own', async () => {
+    const waiting = prepare();
+    const pid = waiting.pid;
+    expect(pid).toEqual(expect.any(Number));
+    const first = new H264Decoder({ width: WIDTH, height: HEIGHT, prepared: waiting });
+    decoders.push(first);
+    expect(first.pid).toBe(pid);
+    expect(waiting.ready).toBe(false);
+    expect(readFrameNumber((await first.decode(units[0]!)).image)).toBe(0);
+    expect(readFrameNumber((await first.decode(units[1]!)).image)).toBe(1);
+    const second = new H264Decoder({ width: WIDTH, height: HEIGHT, prepared: waiting });
+    decoders.push(second);
+    expect(second.pid).not.toBe(pid);
+    expect(readFrameNumber((await second.decode(units[5]!)).image)).toBe(5);
+  });
+
+  it('close() ends a process nobody took, and leaves none behind', async () => {
+    const waiting = prepare();
+    const pid = waiting.pid!;
+    expect(processExists(pid)).toBe(true);
+    await waiting.close();
+    expect(waiting.ready).toBe(false);
+    expect(processExists(pid)).toBe(false);
+    const decoder = new H264Decoder({ width: WIDTH, height: HEIGHT, prepared: waiting });
+    decoders.push(decoder);
+    expect(decoder.pid).not.toBe(pid);
+  });
+
+  it('is no error when ffmpeg cannot start; the decoder that needs it says why', () => {
+    const waiting = prepare('/nonexistent/ffmpeg');
+    expect(waiting.ready).toBe(false);
+    expect(() => new H264Decoder({ width: WIDTH, height: HEIGHT, prepared: waiting, ffmpegPath: '/nonexistent/ffmpeg' })).toThrow(FfmpegNotFoundError);
   });
 });

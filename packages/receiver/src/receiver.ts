@@ -1,3 +1,4 @@
+import type { PreparedH264Decoder } from '@camstream/ffmpeg';
 import type { FrameCodec, FrameSink } from '@camstream/media';
 import { frameLimit, type FrameHeader, type StreamDescription } from '@camstream/protocol';
 import { createCameraPipeline } from './pipeline/camera-pipeline';
@@ -37,6 +38,8 @@ export interface ReceiverOptions {
   onStream?: (stream: StreamDescription, details: { senderName: string | undefined }) => void;
   /** Frames decoded at once when they arrive faster than one decode takes (default: cores, at most 4). */
   decodeConcurrency?: number;
+  /** An H.264 decoder process started ahead (see PreparedH264Decoder); ended when the stream is not H.264, or at the end of the run. */
+  preparedH264Decoder?: PreparedH264Decoder;
   /** Stop after this many frames were received and checked. */
   maxFrames?: number;
   reconnect: boolean;
@@ -83,6 +86,7 @@ export async function receive(options: ReceiverOptions): Promise<ReceiverResult>
     openSinks: options.openSinks,
     lastingSinks: options.lastingSinks ?? [],
     ...(options.decodeConcurrency === undefined ? {} : { decodeConcurrency: options.decodeConcurrency }),
+    ...(options.preparedH264Decoder ? { preparedH264Decoder: options.preparedH264Decoder } : {}),
     stats,
     log,
     stoppedWith,

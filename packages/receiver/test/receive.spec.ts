@@ -1,3 +1,4 @@
+import { H264Encoder, PreparedH264Decoder } from '@camstream/ffmpeg';
 import type { FrameMeta, FrameSink, RawImage } from '@camstream/media';
 import { OpenCVCodec } from '@camstream/opencv';
 import type { StreamDescription } from '@camstream/protocol';
@@ -193,6 +194,57 @@ describe('receive()', () => {
     await sendPicture(connection, 1, 'jpeg', 64, 48);
     expect(await result).toEqual({ outcome: 'frames-reached' });
     expect(log.filter((line) => line.startsWith('first picture'))).toEqual([expect.stringMatching(/^first picture \d+ ms after connecting$/)]);
+  });
+
+  describe('an H.264 decoder process started ahead', () => {
+    const exists = (pid: number) => {
+      try {
+        process.kill(pid, 0);
+        return true;
+      } catch {
+        return false;
+      }
+    };
+
+    it('decodes the first H.264 stream: its first picture does not wait for ffmpeg to start', async () => {
+      const encoder = new H264Encoder({ width: 64, height: 48, fps: 30, keyframeInterval: 30, keepSpareProcess: false });
+      const units = [await encoder.encode(renderFakeFrame(0, 64, 48)), await encoder.encode(renderFakeFrame(1, 64, 48))];
+      await encoder.close();
+      await using sender = await TestSender.start({ stream: { width: 64, height: 48, fps: 30, pixelFormat: 'bgr24', encoding: 'h264', bitrate: 200_000 } });
+      const prepared = new PreparedH264Decoder();
+      const pid = prepared.pid!;
+      const sink = new RecordingSink();
+      const { result } = startReceiving(sender.port, sink, { maxFrames: 2, preparedH264Decoder: prepared });
+      const connection = await sender.connection(1);
+      await connection.joined;
+      for (const [seq, unit] of units.entries()) {
+        await connection.sendFrame(unit.data, { seq, captureTime: Date.now(), width: 64, height: 48, channels: 3, encoding: 'h264', keyframe: unit.keyframe });
+      }
+      await sink.until(2);
+      // The pictures came out of the process started ahead: taken, and still running until the end.
+      expect(prepared.ready).toBe(false);
+      expect(exists(pid)).toBe(true);
+      expect(sink.shown.map(({ number }) => number)).toEqual([0, 1]);
+      expect(await result).toEqual({ outcome: 'frames-reached' });
+      expect(exists(pid)).toBe(false);
+    });
+
+    it('ends at the hello of a stream in another encoding', async () => {
+      await using sender = await TestSender.start({ stream: { width: 64, height: 48, fps: 30, pixelFormat: 'bgr24', encoding: 'jpeg', quality: 80 } });
+      const prepared = new PreparedH264Decoder();
+      const pid = prepared.pid!;
+      const closing = jest.spyOn(prepared, 'close');
+      const sink = new RecordingSink();
+      const { result } = startReceiving(sender.port, sink, { maxFrames: 1, preparedH264Decoder: prepared });
+      const connection = await sender.connection(1);
+      await connection.joined;
+      await sendPicture(connection, 0, 'jpeg', 64, 48);
+      await sink.until(1);
+      expect(closing).toHaveBeenCalled();
+      await closing.mock.results[0]!.value;
+      expect(exists(pid)).toBe(false);
+      expect(await result).toEqual({ outcome: 'frames-reached' });
+    });
   });
 
   it('fails the run when a sink cannot be opened', async () => {

@@ -1,5 +1,6 @@
 import { readFileSync } from 'node:fs';
 import type { BrowserHub } from '@camstream/browser';
+import type { PreparedH264Decoder } from '@camstream/ffmpeg';
 import type { CameraSelection } from '@camstream/nats';
 import type { RecorderProcess } from '@camstream/opencv';
 import type { ReceiverCliOptions } from '../options';
@@ -15,6 +16,8 @@ export interface HubRun {
   options: ReceiverCliOptions;
   /** The NATS cameras, parsed from --camera (undefined without --nats). */
   selection: CameraSelection | undefined;
+  /** H.264 decoder processes started ahead, for the TCP senders in order (fewer, or none, is fine). */
+  preparedDecoders?: readonly PreparedH264Decoder[];
   /** Stops the run; aborted with an Error (a recording that cannot be written), the run fails with it. */
   stop: AbortController;
   log: (line: string) => void;
@@ -136,7 +139,8 @@ export async function runHub(run: HubRun): Promise<number> {
     const runs: Array<Promise<{ camera: string; result: ReceiverResult }>> = [];
     const { watchTcpCamera } = await import('../sources/tcp-source');
     const security = securityOf(options);
-    for (const sender of options.senders) {
+    for (const [index, sender] of options.senders.entries()) {
+      const prepared = run.preparedDecoders?.[index];
       const from = formatAddress(sender.host, sender.port);
       const camera = cameraFor(from, 'tcp', from);
       showCaption(camera);
@@ -151,6 +155,7 @@ export async function runHub(run: HubRun): Promise<number> {
           reconnect: options.reconnect,
           maxStreamSize: options.maxSize,
           security,
+          ...(prepared ? { preparedDecoder: prepared } : {}),
           signal: stop.signal,
         }).then((result) => ({ camera: camera.name, result })),
       );

@@ -1,4 +1,5 @@
 import { availableParallelism } from 'node:os';
+import type { PreparedH264Decoder } from '@camstream/ffmpeg';
 import type { FrameCodec, FrameSink } from '@camstream/media';
 import type { StreamDescription } from '@camstream/protocol';
 import { SinkSet } from '../sinks/sink-set';
@@ -16,6 +17,8 @@ export interface CameraPipelineOptions {
   lastingSinks: readonly FrameSink[];
   /** Frames decoded at once when they arrive faster than one decode takes (default: cores, at most 4). */
   decodeConcurrency?: number;
+  /** For the H.264 decoder of the first H.264 stream (see H264PipelineOptions.preparedDecoder). */
+  preparedH264Decoder?: PreparedH264Decoder;
   stats: ReceiverStats;
   log: (line: string) => void;
   /** The error the run was stopped with, if any (a sink that reports it is not logged again). */
@@ -57,6 +60,7 @@ export function createCameraPipeline(options: CameraPipelineOptions): CameraPipe
     codec: options.codec,
     payloads,
     pixels: new AnySizeBufferPool(4),
+    ...(options.preparedH264Decoder ? { preparedDecoder: options.preparedH264Decoder } : {}),
     sinks,
     stats: options.stats,
     log: options.log,

@@ -15,7 +15,12 @@ export class EncodingPipeline {
 
   /** A new connection's stream (before its first frame). */
   setStream(stream: StreamDescription): void {
-    (stream.encoding === 'h264' ? this.h264 : this.frames).setStream(stream);
+    if (stream.encoding === 'h264') {
+      this.h264.setStream(stream);
+    } else {
+      this.frames.setStream(stream);
+      this.h264.dropPreparedDecoder();
+    }
   }
 
   offer(frame: CheckedFrame): void {

@@ -1,4 +1,4 @@
-import { DecodeError, H264Decoder, type DecodedFrame } from '@camstream/ffmpeg';
+import { DecodeError, H264Decoder, type DecodedFrame, type PreparedH264Decoder } from '@camstream/ffmpeg';
 import type { RawImage } from '@camstream/media';
 import type { CheckedFrame, FramePipelineOptions } from './frame-pipeline';
 
@@ -17,6 +17,11 @@ export interface H264PipelineOptions extends Omit<FramePipelineOptions, 'concurr
   maxQueued?: number;
   /** Starts a decoder for pictures of one size (default: an H264Decoder, ffmpeg). */
   startDecoder?: (width: number, height: number) => AccessUnitDecoder;
+  /**
+   * An ffmpeg process started ahead, for the default decoder's first stream: a joiner's first
+   * picture then does not wait for ffmpeg to start. Ended when the stream is not H.264, or at close().
+   */
+  preparedDecoder?: PreparedH264Decoder;
 }
 
 /** Access units in the decoder at once: a pipeline, in order (ffmpeg's decoder holds none back). */
@@ -88,8 +93,14 @@ export class H264FramePipeline {
     return new Promise((resolve) => this.idleWaiters.push(resolve));
   }
 
+  /** The stream is not H.264: a decoder process started ahead is not needed. */
+  dropPreparedDecoder(): void {
+    void this.options.preparedDecoder?.close();
+  }
+
   /** Stops the decoder once everything given to it is done. */
   async close(): Promise<void> {
+    await this.options.preparedDecoder?.close();
     await this.idle();
     const decoder = this.decoder;
     this.decoder = undefined;
@@ -145,7 +156,10 @@ export class H264FramePipeline {
     if (current && current.width === width && current.height === height) return current.decoder;
     // The old one finishes what it has, then ends.
     if (current) void current.decoder.close().catch(() => undefined);
-    const decoder = (this.options.startDecoder ?? ((w, h) => new H264Decoder({ width: w, height: h, maxPendingAccessUnits: IN_DECODER })))(width, height);
+    const { startDecoder, preparedDecoder } = this.options;
+    const decoder = startDecoder
+      ? startDecoder(width, height)
+      : new H264Decoder({ width, height, maxPendingAccessUnits: IN_DECODER, ...(preparedDecoder ? { prepared: preparedDecoder } : {}) });
     this.decoder = { width, height, decoder };
     return decoder;
   }

@@ -1,3 +1,4 @@
+import type { PreparedH264Decoder } from '@camstream/ffmpeg';
 import type { FrameCodec } from '@camstream/media';
 import type { HubCamera } from '../hub/hub-camera';
 import { receive, type ReceiverOptions, type ReceiverResult } from '../receiver';
@@ -14,6 +15,8 @@ export interface TcpCameraOptions {
   reconnect: boolean;
   maxStreamSize: ReceiverOptions['maxStreamSize'];
   security: ReceiverOptions['security'];
+  /** An H.264 decoder process started ahead for this sender's stream. */
+  preparedDecoder?: PreparedH264Decoder;
   signal: AbortSignal;
 }
 
@@ -37,6 +40,7 @@ export function watchTcpCamera(camera: HubCamera, options: TcpCameraOptions): Pr
     reconnect: options.reconnect,
     ...(options.maxStreamSize ? { maxStreamSize: options.maxStreamSize } : {}),
     ...(options.security ? { security: options.security } : {}),
+    ...(options.preparedDecoder ? { preparedH264Decoder: options.preparedDecoder } : {}),
     stats: camera.stats,
     log: camera.log,
     signal: options.signal,
