@@ -16,10 +16,16 @@ const APPS = ['sender', 'receiver', 'call'];
 // The browser package's page files are found through its package.json at run time.
 const EXTERNAL = ['@u4/opencv4nodejs', '@u4/opencv-build', '@julusian/jpeg-turbo', '@camstream/browser/package.json'];
 
-function bundleOptions(app) {
+/**
+ * Small bundles an app's launcher loads before the app itself: the receiver's starts an H.264
+ * decoder process while the app loads (packages/receiver/src/decoder-ahead.ts).
+ */
+const EARLY = { receiver: ['decoder-ahead'] };
+
+function bundleOptions(app, entry = 'cli', outName = `camstream-${app}`) {
   return {
-    entryPoints: [path.join(root, 'packages', app, 'src', 'cli.ts')],
-    outfile: path.join(root, 'packages', app, 'dist', `camstream-${app}.js`),
+    entryPoints: [path.join(root, 'packages', app, 'src', `${entry}.ts`)],
+    outfile: path.join(root, 'packages', app, 'dist', `${outName}.js`),
     bundle: true,
     platform: 'node',
     target: 'node20',
@@ -46,7 +52,8 @@ async function main() {
     process.exit(2);
   }
   const apps = requested.length ? requested : APPS;
-  await Promise.all(apps.map((app) => esbuild.build(bundleOptions(app))));
+  const builds = apps.flatMap((app) => [bundleOptions(app), ...(EARLY[app] ?? []).map((entry) => bundleOptions(app, entry, entry))]);
+  await Promise.all(builds.map((options) => esbuild.build(options)));
 }
 
 main().catch((err) => {

@@ -546,7 +546,7 @@ function report(loopback: LoopbackRun[], slowLink: SlowLinkRun[], ssim: SsimRow[
   }
   lines.push(
     '',
-    `Where a late joiner's first picture waits (H.264): the receiver starts its decoder (an ffmpeg process) at the first keyframe. ` +
+    `Where a late joiner's first picture waits (H.264): the receiver's launcher starts its decoder (an ffmpeg process) before the app loads, and the app gives it the first keyframe. ` +
       `At load ${startup.load1}: \`ffmpeg -version\` alone ${list(startup.ffmpegVersionMs, ' ms')}; a new H264Decoder to its first 720p keyframe's picture ${list(startup.newDecoderFirstPictureMs, ' ms')}; ` +
       `the same decoder's next keyframe ${list(startup.nextKeyframeMs, ' ms')}.`,
   );

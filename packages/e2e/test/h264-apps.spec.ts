@@ -1,6 +1,6 @@
 import { execFileSync } from 'node:child_process';
 import { X509Certificate } from 'node:crypto';
-import { existsSync, mkdtempSync, rmSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import type { FrameSource, RawImage } from '@camstream/media';
@@ -8,7 +8,7 @@ import { OpenCVCodec } from '@camstream/opencv';
 import { Broadcast, pumpFrames, StreamServer } from '@camstream/sender';
 import { FakeCamera, readFrameNumber, startApp } from '@camstream/testkit';
 import { chromium, type Browser } from 'playwright-core';
-import { startReceiver, until } from './harness';
+import { pump, startReceiver, startServerWith, until } from './harness';
 
 // H.264 through the real apps (issue 13): a sender in this process (the fake camera, whose frame
 // numbers survive compression, and real x264 encoders) to the receiver - in process for content
@@ -124,6 +124,73 @@ describe('an h264 stream through the receiver', () => {
     expect(summary.corrupt).toBe(0);
     expect(summary.shown).toBeGreaterThan(0);
     expect(receiver.stderrLines.join('\n')).toMatch(/h264/);
+  });
+});
+
+describe("the receiver app's H.264 decoder, started by its launcher before the app loads", () => {
+  /** A CAMSTREAM_FFMPEG that notes the pid of every ffmpeg it starts, then becomes the real ffmpeg. */
+  function countingFfmpeg(): { program: string; started: () => number[] } {
+    const dir = mkdtempSync(path.join(workDir, 'ffmpeg-'));
+    const program = path.join(dir, 'ffmpeg');
+    const log = path.join(dir, 'started');
+    writeFileSync(program, `#!/bin/sh\necho $$ >> '${log}'\nexec ffmpeg "$@"\n`, { mode: 0o755 });
+    return { program, started: () => (existsSync(log) ? readFileSync(log, 'utf8').trim().split('\n').map(Number) : []) };
+  }
+  const running = (pid: number) => {
+    try {
+      process.kill(pid, 0);
+      return true;
+    } catch {
+      return false;
+    }
+  };
+
+  it('decodes an H.264 stream: one ffmpeg started in all, none left after the run', async () => {
+    const ffmpeg = countingFfmpeg();
+    const camera = new FakeCamera({ width: WIDTH, height: HEIGHT, fps: 30 });
+    const sender = await startH264Sender(camera);
+    void sender.pump();
+    try {
+      await using receiver = startApp('receiver', ['--port', String(sender.server.port), '--frames', '20', '--no-reconnect', '--display', 'off', '--stats-json', '--quiet'], {
+        env: { ...headless, CAMSTREAM_FFMPEG: ffmpeg.program },
+      });
+      expect(await receiver.waitForExit(60_000)).toEqual({ code: 0, signal: null });
+      const summary = JSON.parse(receiver.stdoutLines.findLast((l) => l.includes('"summary"'))!) as { frames: number; shown: number; corrupt: number };
+      expect(summary).toMatchObject({ frames: 20, corrupt: 0 });
+      expect(summary.shown).toBeGreaterThan(0);
+      // Had the app not used the one started ahead, there would be two.
+      expect(ffmpeg.started()).toHaveLength(1);
+      await until(() => !running(ffmpeg.started()[0]!), 'the decoder to end with the receiver');
+    } finally {
+      await sender.close();
+    }
+  });
+
+  it('ends it at the hello of a JPEG stream, and --help starts none', async () => {
+    const ffmpeg = countingFfmpeg();
+    const camera = new FakeCamera({ width: WIDTH, height: HEIGHT, fps: 30 });
+    const server = await startServerWith(camera, 'jpeg');
+    const stop = new AbortController();
+    const pumping = pump(server, camera, stop.signal);
+    try {
+      await using receiver = startApp('receiver', ['--port', String(server.port), '--no-reconnect', '--display', 'off', '--stats-json'], {
+        env: { ...headless, CAMSTREAM_FFMPEG: ffmpeg.program },
+      });
+      await receiver.waitForLine(/first picture \d+ ms after connecting/, { stream: 'stderr', timeoutMs: 60_000 });
+      expect(ffmpeg.started()).toHaveLength(1);
+      // Gone while the receiver goes on receiving JPEG.
+      await until(() => !running(ffmpeg.started()[0]!), 'the unused decoder to end');
+      expect(receiver.exitedWith).toBeUndefined();
+
+      await using help = startApp('receiver', ['--help'], { env: { ...headless, CAMSTREAM_FFMPEG: ffmpeg.program } });
+      expect((await help.waitForExit(20_000)).code).toBe(0);
+      expect(ffmpeg.started()).toHaveLength(1);
+    } finally {
+      stop.abort();
+      await pumping;
+      await server.close('test over');
+      await camera.close();
+    }
   });
 });
 

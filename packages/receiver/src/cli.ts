@@ -7,8 +7,23 @@ const log = (line: string) => process.stderr.write(`[receiver] ${line}\n`);
 /** TCP senders that get a decoder process started ahead (each costs ffmpeg's start-up, ~0.15 s of CPU). */
 const PREPARED_DECODERS_AT_MOST = 4;
 
+/** What the launcher started before it loaded the app (see decoder-ahead.ts). */
+export interface StartedAhead {
+  /** An H.264 decoder process for the first TCP sender; run() ends it if nothing takes it. */
+  decoder?: PreparedH264Decoder | undefined;
+}
+
 /** Entry point of `camstream-receiver` and `nx run receiver:serve`. Sets process.exitCode. */
-export async function run(argv: string[]): Promise<void> {
+export async function run(argv: string[], ahead: StartedAhead = {}): Promise<void> {
+  try {
+    await runWith(argv, ahead);
+  } finally {
+    // Taken by a decoder, this does nothing; otherwise it ends the waiting process.
+    await ahead.decoder?.close();
+  }
+}
+
+async function runWith(argv: string[], ahead: StartedAhead): Promise<void> {
   let options: ReceiverCliOptions | 'help';
   try {
     options = parseReceiverArgs(argv);
@@ -36,14 +51,14 @@ export async function run(argv: string[]): Promise<void> {
     }
   }
   try {
-    process.exitCode = await watch(options, selection);
+    process.exitCode = await watch(options, selection, ahead);
   } catch (err) {
     process.stderr.write(`camstream-receiver: ${(err as Error).message}\n`);
     process.exitCode = 1;
   }
 }
 
-async function watch(options: ReceiverCliOptions, selection: CameraSelection | undefined): Promise<number> {
+async function watch(options: ReceiverCliOptions, selection: CameraSelection | undefined, ahead: StartedAhead): Promise<number> {
   const stop = new AbortController();
   // Listening for signals from the start: a signal that arrives while no listener is registered
   // kills the process at once (no bye to the sender, no summary, a recording without its index).
@@ -53,13 +68,17 @@ async function watch(options: ReceiverCliOptions, selection: CameraSelection | u
   };
   process.once('SIGINT', onSignal);
   process.once('SIGTERM', onSignal);
-  // ffmpeg takes 130-180 ms to start. Started now, beside the loading of OpenCV, an H.264 stream's
-  // first picture does not wait for it; a stream in another encoding ends it at the hello.
+  // ffmpeg takes 130-180 ms to start. Started now (the first one by the launcher, earlier still),
+  // an H.264 stream's first picture does not wait for it; a stream in another encoding ends it at
+  // the hello.
   let preparedDecoders: PreparedH264Decoder[] = [];
-  if (options.wire === 'camstream') {
+  const senders = options.wire === 'camstream' ? options.senders.slice(0, PREPARED_DECODERS_AT_MOST) : [];
+  if (senders.length > 0) {
     const { PreparedH264Decoder } = await import('@camstream/ffmpeg');
-    preparedDecoders = options.senders.slice(0, PREPARED_DECODERS_AT_MOST).map(() => new PreparedH264Decoder());
+    preparedDecoders = senders.map((_, index) => (index === 0 && ahead.decoder?.ready ? ahead.decoder : new PreparedH264Decoder()));
   }
+  // Not given to a TCP sender (none is watched, or it could not start): end it now.
+  if (ahead.decoder && preparedDecoders[0] !== ahead.decoder) void ahead.decoder.close();
   try {
     const { runHub } = await import('./hub/hub');
     return await runHub({ options, selection, preparedDecoders, stop, log, print: (line) => process.stdout.write(`${line}\n`) });
