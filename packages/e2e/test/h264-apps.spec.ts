@@ -177,6 +177,8 @@ describe("the receiver app's H.264 decoder, started by its launcher before the a
         env: { ...headless, CAMSTREAM_FFMPEG: ffmpeg.program },
       });
       await receiver.waitForLine(/first picture \d+ ms after connecting/, { stream: 'stderr', timeoutMs: 60_000 });
+      // (Its pid is noted by a shell of its own, which a loaded machine may run late.)
+      await until(() => ffmpeg.started().length > 0, 'the launcher to start a decoder');
       expect(ffmpeg.started()).toHaveLength(1);
       // Gone while the receiver goes on receiving JPEG.
       await until(() => !running(ffmpeg.started()[0]!), 'the unused decoder to end');
