@@ -6,7 +6,7 @@ import path from 'node:path';
 import type { FrameSource, RawImage } from '@camstream/media';
 import { OpenCVCodec } from '@camstream/opencv';
 import { Broadcast, pumpFrames, StreamServer } from '@camstream/sender';
-import { FakeCamera, readFrameNumber, startApp } from '@camstream/testkit';
+import { FakeCamera, processExists, readFrameNumber, startApp } from '@camstream/testkit';
 import { chromium, type Browser } from 'playwright-core';
 import { pump, startReceiver, startServerWith, until } from './harness';
 
@@ -136,14 +136,6 @@ describe("the receiver app's H.264 decoder, started by its launcher before the a
     writeFileSync(program, `#!/bin/sh\necho $$ >> '${log}'\nexec ffmpeg "$@"\n`, { mode: 0o755 });
     return { program, started: () => (existsSync(log) ? readFileSync(log, 'utf8').trim().split('\n').map(Number) : []) };
   }
-  const running = (pid: number) => {
-    try {
-      process.kill(pid, 0);
-      return true;
-    } catch {
-      return false;
-    }
-  };
 
   it('decodes an H.264 stream: one ffmpeg started in all, none left after the run', async () => {
     const ffmpeg = countingFfmpeg();
@@ -160,7 +152,7 @@ describe("the receiver app's H.264 decoder, started by its launcher before the a
       expect(summary.shown).toBeGreaterThan(0);
       // Had the app not used the one started ahead, there would be two.
       expect(ffmpeg.started()).toHaveLength(1);
-      await until(() => !running(ffmpeg.started()[0]!), 'the decoder to end with the receiver');
+      await until(() => !processExists(ffmpeg.started()[0]!), 'the decoder to end with the receiver');
     } finally {
       await sender.close();
     }
@@ -181,7 +173,7 @@ describe("the receiver app's H.264 decoder, started by its launcher before the a
       await until(() => ffmpeg.started().length > 0, 'the launcher to start a decoder');
       expect(ffmpeg.started()).toHaveLength(1);
       // Gone while the receiver goes on receiving JPEG.
-      await until(() => !running(ffmpeg.started()[0]!), 'the unused decoder to end');
+      await until(() => !processExists(ffmpeg.started()[0]!), 'the unused decoder to end');
       expect(receiver.exitedWith).toBeUndefined();
 
       await using help = startApp('receiver', ['--help'], { env: { ...headless, CAMSTREAM_FFMPEG: ffmpeg.program } });

@@ -1,9 +1,8 @@
-import { readFrameNumber, renderFakeFrame } from '@camstream/testkit';
+import { processExists, readFrameNumber, renderFakeFrame } from '@camstream/testkit';
 import { NalType, readNalUnits } from '../src/annexb';
 import { AnnexBError, DecodeError, FfmpegClosedError, FfmpegExitedError, FfmpegNotFoundError, NotKeyframeError, StreamMismatchError } from '../src/errors';
 import { H264Decoder, PreparedH264Decoder, type DecodedFrame } from '../src/h264-decoder';
 import { H264Encoder } from '../src/h264-encoder';
-import { processExists } from './support/processes';
 
 const WIDTH = 320;
 const HEIGHT = 240;

@@ -1,9 +1,8 @@
-import { readFrameNumber, renderFakeFrame } from '@camstream/testkit';
+import { processExists, readFrameNumber, renderFakeFrame } from '@camstream/testkit';
 import { inspectAccessUnit, NalType } from '../src/annexb';
 import { FfmpegBusyError, FfmpegClosedError, FfmpegExitedError, FfmpegNotFoundError, FrameShapeError } from '../src/errors';
 import { H264Decoder } from '../src/h264-decoder';
 import { encoderArgs, H264Encoder, type EncodedAccessUnit } from '../src/h264-encoder';
-import { processExists } from './support/processes';
 
 const WIDTH = 320;
 const HEIGHT = 240;

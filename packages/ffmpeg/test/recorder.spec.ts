@@ -2,13 +2,12 @@ import { execFileSync } from 'node:child_process';
 import { existsSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { readFrameNumber, renderFakeFrame } from '@camstream/testkit';
+import { processExists, readFrameNumber, renderFakeFrame } from '@camstream/testkit';
 import { iterateNalUnits, splitAccessUnits } from '../src/annexb';
 import { Mp4RecorderError, StreamMismatchError } from '../src/errors';
 import { probeVideoFile } from '../src/ffprobe';
 import { H264Encoder } from '../src/h264-encoder';
 import { Mp4Recorder } from '../src/mp4-recorder';
-import { processExists } from './support/processes';
 
 const WIDTH = 320;
 const HEIGHT = 240;

@@ -2,7 +2,7 @@ import { H264Encoder, PreparedH264Decoder } from '@camstream/ffmpeg';
 import type { FrameMeta, FrameSink, RawImage } from '@camstream/media';
 import { OpenCVCodec } from '@camstream/opencv';
 import type { StreamDescription } from '@camstream/protocol';
-import { readFrameNumber, renderFakeFrame } from '@camstream/testkit';
+import { processExists, readFrameNumber, renderFakeFrame } from '@camstream/testkit';
 import { receive, type ReceiverOptions } from '../src/receiver';
 import { ReceiverStats } from '../src/stats';
 import { frameBytes, rawStream, TestSender, type TestConnection } from './test-sender';
@@ -197,15 +197,6 @@ describe('receive()', () => {
   });
 
   describe('an H.264 decoder process started ahead', () => {
-    const exists = (pid: number) => {
-      try {
-        process.kill(pid, 0);
-        return true;
-      } catch {
-        return false;
-      }
-    };
-
     it('decodes the first H.264 stream: its first picture does not wait for ffmpeg to start', async () => {
       const encoder = new H264Encoder({ width: 64, height: 48, fps: 30, keyframeInterval: 30, keepSpareProcess: false });
       const units = [await encoder.encode(renderFakeFrame(0, 64, 48)), await encoder.encode(renderFakeFrame(1, 64, 48))];
@@ -223,10 +214,10 @@ describe('receive()', () => {
       await sink.until(2);
       // The pictures came out of the process started ahead: taken, and still running until the end.
       expect(prepared.ready).toBe(false);
-      expect(exists(pid)).toBe(true);
+      expect(processExists(pid)).toBe(true);
       expect(sink.shown.map(({ number }) => number)).toEqual([0, 1]);
       expect(await result).toEqual({ outcome: 'frames-reached' });
-      expect(exists(pid)).toBe(false);
+      expect(processExists(pid)).toBe(false);
     });
 
     it('ends at the hello of a stream in another encoding', async () => {
@@ -242,7 +233,7 @@ describe('receive()', () => {
       await sink.until(1);
       expect(closing).toHaveBeenCalled();
       await closing.mock.results[0]!.value;
-      expect(exists(pid)).toBe(false);
+      expect(processExists(pid)).toBe(false);
       expect(await result).toEqual({ outcome: 'frames-reached' });
     });
   });

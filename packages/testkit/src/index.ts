@@ -16,7 +16,7 @@ export type { StallingClient } from './loopback';
 export { ChaosProxy, seededRandom } from './chaos-proxy';
 export type { ChaosProxyOptions, ConnectionStats, Direction, LinkOptions, LinkPhase, LinkUsage, RateChange } from './chaos-proxy';
 export { parseRate, parseSchedule } from './chaos-proxy-cli';
-export { startApp, startProcess, stopAllProcesses, AppProcess, workspaceRoot } from './processes';
+export { startApp, startProcess, stopAllProcesses, processExists, AppProcess, workspaceRoot } from './processes';
 export type { AppName, ExitStatus, StartAppOptions, StartProcessOptions, WaitForLineOptions } from './processes';
 export { startXvfb, sendKey } from './xvfb';
 export { startNatsServer, startNatsCluster, natsServerBinary, NatsServer, NatsCluster } from './nats-server';

@@ -27,6 +27,16 @@ export interface WaitForLineOptions {
   newOnly?: boolean;
 }
 
+/** True if a process with this pid exists at all (a zombie, an exit nobody reaped yet, counts). */
+export function processExists(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
 /** The monorepo root, found from this file's location (packages/testkit/src). */
 export const workspaceRoot = path.resolve(__dirname, '..', '..', '..');
 
